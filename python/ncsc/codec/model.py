@@ -1,0 +1,133 @@
+"""The NCSC model: Cheng et al. 2020 without attention, with a K-component Gaussian mixture.
+
+Transforms follow CompressAI's ``cheng2020-anchor`` (residual blocks, sub-pixel
+up-sampling, hyperprior, 5x5 masked context model). The entropy-parameter head
+outputs, per latent element, K (weight, mean, scale) triples: 3*K*M channels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck
+from compressai.layers import (
+    MaskedConv2d,
+    ResidualBlock,
+    ResidualBlockUpsample,
+    ResidualBlockWithStride,
+    conv3x3,
+    subpel_conv3x3,
+)
+from compressai.models import CompressionModel
+from compressai.ops import LowerBound
+
+SCALE_MIN = 0.11
+SCALE_MAX = 64.0
+LIKELIHOOD_MIN = 1e-9
+
+
+def _gaussian_cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.erfc(-x * (2**-0.5))
+
+
+def mixture_likelihood(y_hat: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
+                       scales: torch.Tensor) -> torch.Tensor:
+    """Probability of each integer-bin of y_hat under the mixture; tensors (B, K, M, H, W), fp32."""
+    y = y_hat.unsqueeze(1)
+    upper = _gaussian_cdf((y + 0.5 - means) / scales)
+    lower = _gaussian_cdf((y - 0.5 - means) / scales)
+    return (weights * (upper - lower)).sum(1)
+
+
+class NcscModel(CompressionModel):
+    """Learned image codec; ``forward`` for training, ``compress``/``decompress`` live in :mod:`.coder`."""
+
+    def __init__(self, N: int = 128, M: int | None = None, K: int = 3):
+        super().__init__()
+        M = N if M is None else M
+        self.N, self.M, self.K = N, M, K
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.g_a = nn.Sequential(
+            ResidualBlockWithStride(3, N, stride=2),
+            ResidualBlock(N, N),
+            ResidualBlockWithStride(N, N, stride=2),
+            ResidualBlock(N, N),
+            ResidualBlockWithStride(N, N, stride=2),
+            ResidualBlock(N, N),
+            conv3x3(N, M, stride=2),
+        )
+        self.g_s = nn.Sequential(
+            ResidualBlock(M, N),
+            ResidualBlockUpsample(N, N, 2),
+            ResidualBlock(N, N),
+            ResidualBlockUpsample(N, N, 2),
+            ResidualBlock(N, N),
+            ResidualBlockUpsample(N, N, 2),
+            ResidualBlock(N, N),
+            subpel_conv3x3(N, 3, 2),
+        )
+        self.h_a = nn.Sequential(
+            conv3x3(M, N),
+            nn.LeakyReLU(inplace=True),
+            conv3x3(N, N),
+            nn.LeakyReLU(inplace=True),
+            conv3x3(N, N, stride=2),
+            nn.LeakyReLU(inplace=True),
+            conv3x3(N, N),
+            nn.LeakyReLU(inplace=True),
+            conv3x3(N, N, stride=2),
+        )
+        self.h_s = nn.Sequential(
+            conv3x3(N, M),
+            nn.LeakyReLU(inplace=True),
+            subpel_conv3x3(M, M, 2),
+            nn.LeakyReLU(inplace=True),
+            conv3x3(M, M * 3 // 2),
+            nn.LeakyReLU(inplace=True),
+            subpel_conv3x3(M * 3 // 2, M * 3 // 2, 2),
+            nn.LeakyReLU(inplace=True),
+            conv3x3(M * 3 // 2, M * 2),
+        )
+        self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=5, padding=2, stride=1)
+        self.entropy_parameters = nn.Sequential(
+            nn.Conv2d(M * 4, M * 4, 1),
+            nn.LeakyReLU(inplace=True),
+            nn.Conv2d(M * 4, M * 4, 1),
+            nn.LeakyReLU(inplace=True),
+            nn.Conv2d(M * 4, 3 * K * M, 1),
+        )
+        self.scale_lower_bound = LowerBound(SCALE_MIN)
+
+    @property
+    def downsampling_factor(self) -> int:
+        return 2 ** (4 + 2)
+
+    def mixture_params(self, entropy_out: torch.Tensor):
+        """Split the head output into (weights, means, scales), each (B, K, M, H, W) in fp32."""
+        b, _, h, w = entropy_out.shape
+        p = entropy_out.float().reshape(b, 3, self.K, self.M, h, w)
+        weights = F.softmax(p[:, 0], dim=1)
+        means = p[:, 1]
+        scales = self.scale_lower_bound(p[:, 2]).clamp(max=SCALE_MAX)
+        return weights, means, scales
+
+    def forward(self, x: torch.Tensor) -> dict:
+        y = self.g_a(x)
+        z = self.h_a(y)
+        # Rate terms stay in fp32 even under bf16 autocast: they are sums of many small logs.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            z_hat, z_likelihoods = self.entropy_bottleneck(z.float())
+            y = y.float()
+            if self.training:
+                y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+            else:
+                y_hat = torch.round(y)
+        params = self.h_s(z_hat)
+        ctx = self.context_prediction(y_hat)
+        out = self.entropy_parameters(torch.cat((params, ctx), dim=1))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            weights, means, scales = self.mixture_params(out)
+            y_likelihoods = mixture_likelihood(y_hat, weights, means, scales).clamp_min(LIKELIHOOD_MIN)
+        x_hat = self.g_s(y_hat)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}

@@ -1,0 +1,248 @@
+"""Layered LDPC decoder, compiled with numba and vectorised across codewords.
+
+Why this shape: the layered (row-serial) schedule converges in about half the
+iterations of flooding, and running ``LANES`` codewords side by side in the
+innermost loop lets the compiler use SIMD for every check-node update without
+gathers. A lane whose codeword has converged (zero syndrome) or run out of
+iterations is refilled with the next codeword at once, so one slow codeword
+never holds up the others.
+
+LLR convention: ``log(P(b=1)/P(b=0))``; a positive LLR decodes to 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from .code import LdpcCode
+
+ALGORITHMS = ("sum-product", "normalized-min-sum", "offset-min-sum", "min-sum")
+_ALGO_ID = {name: i for i, name in enumerate(ALGORITHMS)}
+LANES = 64
+_CLIP = np.float32(30.0)  # message clip: keeps exp/log finite, far beyond any useful certainty
+_ZERO_LLR = np.float32(30.0)  # known-zero (filler) variables, internal sign
+
+
+@dataclass
+class DecodeResult:
+    """Decoded information bits (batch, k), success per codeword (zero syndrome) and iterations used."""
+
+    bits: np.ndarray
+    ok: np.ndarray
+    iterations: np.ndarray
+
+    @property
+    def n_failed(self) -> int:
+        return int(np.count_nonzero(~self.ok))
+
+
+# log(1 + exp(-x)) for x >= 0 as the upper envelope of 8 tangent lines (max error 0.0084):
+# only FMAs and max, so the boxplus below vectorises (numba has no SIMD exp/log here).
+_T = (0.0, 0.5, 1.0, 1.6, 2.4, 3.4, 4.8, 7.0)
+_LA = tuple(np.float32(np.log1p(np.exp(-t)) + t / (1 + np.exp(t))) for t in _T)
+_LB = tuple(np.float32(-1 / (1 + np.exp(t))) for t in _T)
+_A0, _A1, _A2, _A3, _A4, _A5, _A6, _A7 = _LA
+_B0, _B1, _B2, _B3, _B4, _B5, _B6, _B7 = _LB
+_F0 = np.float32(0.0)
+
+
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _corr(x):
+    g = max(_A0 + _B0 * x, _A1 + _B1 * x)
+    g = max(g, max(_A2 + _B2 * x, _A3 + _B3 * x))
+    g = max(g, max(_A4 + _B4 * x, _A5 + _B5 * x))
+    g = max(g, max(_A6 + _B6 * x, _A7 + _B7 * x))
+    return max(g, _F0)
+
+
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _boxplus(a, b):
+    # Exact Jacobian form of the check-node rule for two inputs (log P0/P1 domain).
+    m = min(abs(a), abs(b))
+    m = m if (a >= 0) == (b >= 0) else -m
+    return m + _corr(abs(a + b)) - _corr(abs(a - b))
+
+
+@nb.njit(cache=True, fastmath=True, nogil=True)
+def _decode_kernel(llr, row_ptr, col_idx, max_iter, algo, alpha, beta, out_hard, out_ok, out_iter):
+    n_cw, n_var = llr.shape
+    m = row_ptr.size - 1
+    nnz = col_idx.size
+    dmax = 0
+    for r in range(m):
+        dmax = max(dmax, row_ptr[r + 1] - row_ptr[r])
+    L = np.zeros((n_var, LANES), dtype=np.float32)
+    R = np.zeros((nnz, LANES), dtype=np.float32)
+    Q = np.zeros((dmax, LANES), dtype=np.float32)
+    F = np.zeros((dmax, LANES), dtype=np.float32)
+    B = np.zeros((dmax, LANES), dtype=np.float32)
+    min1 = np.empty(LANES, dtype=np.float32)
+    min2 = np.empty(LANES, dtype=np.float32)
+    amin = np.empty(LANES, dtype=np.int32)
+    sgn = np.empty(LANES, dtype=np.float32)
+    par = np.empty(LANES, dtype=np.int32)
+    bad = np.empty(LANES, dtype=np.int32)
+    lane_cw = np.full(LANES, -1, dtype=np.int64)
+    lane_it = np.zeros(LANES, dtype=np.int64)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    lim = np.float32(4.0) * _CLIP
+    next_cw = 0
+    while True:
+        active = 0
+        for b in range(LANES):
+            if lane_cw[b] < 0 and next_cw < n_cw:
+                lane_cw[b] = next_cw
+                lane_it[b] = 0
+                for v in range(n_var):
+                    L[v, b] = llr[next_cw, v]
+                for e in range(nnz):
+                    R[e, b] = 0.0
+                next_cw += 1
+            if lane_cw[b] >= 0:
+                active += 1
+            else:
+                for v in range(n_var):
+                    L[v, b] = 0.0
+        if active == 0:
+            break
+        # One layered iteration over every check row, all lanes at once.
+        for r in range(m):
+            s = row_ptr[r]
+            d = row_ptr[r + 1] - s
+            for j in range(d):
+                v = col_idx[s + j]
+                for b in range(LANES):
+                    Q[j, b] = L[v, b] - R[s + j, b]
+            if algo == 0:
+                # Forward-backward boxplus: F[j] = Q[0..j], B[j] = Q[j..d-1].
+                for b in range(LANES):
+                    F[0, b] = Q[0, b]
+                    B[d - 1, b] = Q[d - 1, b]
+                for j in range(1, d - 1):
+                    for b in range(LANES):
+                        F[j, b] = _boxplus(F[j - 1, b], Q[j, b])
+                for j in range(d - 2, 0, -1):
+                    for b in range(LANES):
+                        B[j, b] = _boxplus(B[j + 1, b], Q[j, b])
+                for j in range(d):
+                    v = col_idx[s + j]
+                    for b in range(LANES):
+                        if j == 0:
+                            rn = B[1, b]
+                        elif j == d - 1:
+                            rn = F[d - 2, b]
+                        else:
+                            rn = _boxplus(F[j - 1, b], B[j + 1, b])
+                        rn = min(max(rn, -_CLIP), _CLIP)
+                        R[s + j, b] = rn
+                        L[v, b] = min(max(Q[j, b] + rn, -lim), lim)
+            else:
+                for b in range(LANES):
+                    min1[b] = _CLIP
+                    min2[b] = _CLIP
+                    amin[b] = -1
+                    sgn[b] = one
+                for j in range(d):
+                    for b in range(LANES):
+                        q = Q[j, b]
+                        a = abs(q)
+                        m1 = min1[b]
+                        min2[b] = min(min2[b], max(a, m1))
+                        amin[b] = j if a < m1 else amin[b]
+                        min1[b] = min(m1, a)
+                        sgn[b] = sgn[b] if q >= zero else -sgn[b]
+                for j in range(d):
+                    v = col_idx[s + j]
+                    for b in range(LANES):
+                        q = Q[j, b]
+                        mag = min2[b] if amin[b] == j else min1[b]
+                        mag = max(alpha * mag - beta, zero)
+                        sg = sgn[b] if q >= zero else -sgn[b]
+                        rn = sg * mag
+                        R[s + j, b] = rn
+                        L[v, b] = min(max(q + rn, -lim), lim)
+        # Syndrome of the hard decisions, then retire finished lanes.
+        for b in range(LANES):
+            bad[b] = 0
+        for r in range(m):
+            for b in range(LANES):
+                par[b] = 0
+            for e in range(row_ptr[r], row_ptr[r + 1]):
+                v = col_idx[e]
+                for b in range(LANES):
+                    par[b] ^= 1 if L[v, b] < zero else 0
+            for b in range(LANES):
+                bad[b] |= par[b]
+        for b in range(LANES):
+            c = lane_cw[b]
+            if c < 0:
+                continue
+            lane_it[b] += 1
+            if bad[b] == 0 or lane_it[b] >= max_iter:
+                for v in range(n_var):
+                    out_hard[c, v] = L[v, b] < zero
+                out_ok[c] = bad[b] == 0
+                out_iter[c] = lane_it[b]
+                lane_cw[b] = -1
+
+
+class LdpcDecoder:
+    """Layered belief-propagation decoder for an :class:`LdpcCode`.
+
+    ``algorithm``: ``sum-product`` (exact check-node rule, the default: it is the
+    one that meets FER 1e-2 at Es/N0 3.5 dB on the default link), or the cheaper
+    ``normalized-min-sum`` (scale ``alpha``), ``offset-min-sum`` (offset ``beta``)
+    and plain ``min-sum``.
+    """
+
+    def __init__(self, code: LdpcCode, algorithm: str = "sum-product", max_iter: int = 20,
+                 alpha: float = 0.75, beta: float = 0.5):
+        if algorithm not in _ALGO_ID:
+            raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        if int(max_iter) < 1:
+            raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        self.code = code
+        self.algorithm = algorithm
+        self.max_iter = int(max_iter)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def var_llrs(self, llr) -> np.ndarray:
+        """Validate channel LLRs (batch, n) and place them on the variable nodes (de-rate-matching)."""
+        code = self.code
+        arr = np.asarray(llr)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != code.n:
+            raise ValueError(f"expected LLRs of shape (n,) or (batch, n) with n={code.n}, got {np.shape(llr)}")
+        if arr.dtype.kind not in "fiu":
+            raise ValueError(f"LLRs must be real numbers, got dtype {arr.dtype}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("LLRs contain NaN or infinite values")
+        # Internally the kernel uses log(P0/P1), the sign the textbook check-node rules assume.
+        out = np.zeros((arr.shape[0], code.n_var), dtype=np.float32)
+        if np.unique(code.tx_map).size == code.tx_map.size:
+            out[:, code.tx_map] = -arr
+        else:  # repeated bits (n beyond the circular buffer): LLRs add up
+            np.add.at(out.T, code.tx_map, -arr.T.astype(np.float32))
+        np.clip(out, -_CLIP, _CLIP, out=out)
+        out[:, code.zero_vars] = _ZERO_LLR
+        return out
+
+    def decode(self, llr) -> DecodeResult:
+        """Decode a batch of codewords from their channel LLRs."""
+        var = self.var_llrs(llr)
+        n_cw = var.shape[0]
+        hard = np.zeros((n_cw, self.code.n_var), dtype=np.uint8)
+        ok = np.zeros(n_cw, dtype=np.bool_)
+        iters = np.zeros(n_cw, dtype=np.int64)
+        algo = _ALGO_ID[self.algorithm]
+        alpha = self.alpha if self.algorithm == "normalized-min-sum" else 1.0
+        beta = self.beta if self.algorithm == "offset-min-sum" else 0.0
+        _decode_kernel(var, self.code.row_ptr, self.code.col_idx, self.max_iter, min(algo, 1),
+                       np.float32(alpha), np.float32(beta), hard, ok, iters)
+        return DecodeResult(bits=hard[:, self.code.info_map], ok=ok, iterations=iters)

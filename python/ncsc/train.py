@@ -1,0 +1,220 @@
+"""Train an NCSC model: ``python -m gnuradio.ncsc.train --metric mse --out DIR``.
+
+Built to run unattended for hours on a CPU (bf16 autocast + channels_last, rate
+terms in fp32) or a GPU, and to be stopped and resumed at any time: the
+checkpoint in ``--out`` is written every ``--save-every`` steps and on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .codec.model import NcscModel
+
+LAMBDAS = {"mse": 0.0018, "ms-ssim": 2.40}  # CompressAI's quality-1 values
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "train"
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXT)
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_EXT))}) in {folder}")
+    return files
+
+
+class CropBank:
+    """All training photos in memory at two scales; random crops with flips."""
+
+    def __init__(self, files: list[Path], patch: int, seed: int = 0):
+        self.patch = patch
+        self.rng = random.Random(seed)
+        self.images = []
+        for f in files:
+            im = Image.open(f).convert("RGB")
+            for short in (1080, 640):
+                scale = min(1.0, short / min(im.size))
+                w, h = round(im.width * scale), round(im.height * scale)
+                if min(w, h) >= patch:
+                    self.images.append(np.asarray(im.resize((w, h), Image.BICUBIC) if scale < 1 else im))
+
+    def batch(self, n: int) -> torch.Tensor:
+        out = np.empty((n, self.patch, self.patch, 3), dtype=np.uint8)
+        for i in range(n):
+            img = self.images[self.rng.randrange(len(self.images))]
+            y = self.rng.randrange(img.shape[0] - self.patch + 1)
+            x = self.rng.randrange(img.shape[1] - self.patch + 1)
+            crop = img[y : y + self.patch, x : x + self.patch]
+            if self.rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            out[i] = crop
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def rd_terms(out: dict, x: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(bpp, distortion term, quality): MSE in 255^2 units or 1 - MS-SSIM; quality is PSNR or MS-SSIM."""
+    n, _, h, w = x.shape
+    bpp = sum(torch.log(v.float()).sum() for v in out["likelihoods"].values()) / (-math.log(2) * n * h * w)
+    x_hat = out["x_hat"].float()
+    if metric == "mse":
+        mse = torch.mean((x_hat - x) ** 2)
+        return bpp, 255.0**2 * mse, -10 * torch.log10(mse.detach().clamp_min(1e-10))
+    from pytorch_msssim import ms_ssim
+
+    q = ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0)
+    return bpp, 1 - q, q.detach()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.train", description=__doc__.splitlines()[0])
+    p.add_argument("--metric", choices=sorted(LAMBDAS), default="mse")
+    p.add_argument("--lmbda", type=float, default=None, help="rate-distortion trade-off (default: CompressAI q1)")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="folder of training photos")
+    p.add_argument("--eval-dir", default=None, help="held-out folder (default: last 4 photos of --data)")
+    p.add_argument("--out", required=True, help="checkpoint / log folder (resumed when it holds a checkpoint)")
+    p.add_argument("--init", default=None, help="start from this state dict (e.g. the MSE model)")
+    p.add_argument("--N", type=int, default=128)
+    p.add_argument("--steps", type=int, default=1_000_000, help="stop after this many total steps")
+    p.add_argument("--hours", type=float, default=None, help="stop after this much wall time")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--patch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--aux-lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (slower on CPU)")
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+@torch.no_grad()
+def evaluate(model, files, metric, device) -> dict:
+    model.eval()
+    bpps, quals = [], []
+    for f in files:
+        img = np.asarray(Image.open(f).convert("RGB"))
+        h, w = (img.shape[0] // 64) * 64, (img.shape[1] // 64) * 64
+        h, w = min(h, 512), min(w, 768)
+        x = torch.from_numpy(img[:h, :w].copy()).permute(2, 0, 1)[None].float().div(255).to(device)
+        bpp, _, q = rd_terms(model(x), x, metric)
+        bpps.append(float(bpp))
+        quals.append(float(q))
+    model.train()
+    return {"bpp": float(np.mean(bpps)), "quality": float(np.mean(quals))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from tqdm import tqdm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    lmbda = LAMBDAS[args.metric] if args.lmbda is None else args.lmbda
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = list_images(args.data)
+    eval_files = list_images(args.eval_dir) if args.eval_dir else files[-4:]
+    train_files = files if args.eval_dir else files[:-4] or files
+    torch.manual_seed(args.seed)
+
+    model = NcscModel(N=args.N).to(device)
+    aux_names = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
+    main_params = [p for n, p in model.named_parameters() if n not in aux_names]
+    aux_params = [p for n, p in model.named_parameters() if n in aux_names]
+    opt = torch.optim.Adam(main_params, lr=args.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
+    ckpt_path = out_dir / "checkpoint.pth"
+    step = 0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        aux_opt.load_state_dict(ck["aux_opt"])
+        step = ck["step"]
+        print(f"resumed {ckpt_path} at step {step}", file=sys.stderr)
+    elif args.init:
+        sd = torch.load(args.init, map_location=device, weights_only=True)
+        model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
+        print(f"initialised from {args.init}", file=sys.stderr)
+
+    bf16 = not args.no_bf16
+    if bf16 and device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)  # only under bf16: fp32+channels_last crashed here
+    bank = CropBank(train_files, args.patch, seed=args.seed + step)
+
+    def save():
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                    "step": step, "metric": args.metric, "lmbda": lmbda, "N": args.N,
+                    "data": str(args.data), "patch": args.patch, "batch": args.batch}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log_path = out_dir / "log.csv"
+    new_log = not log_path.exists()
+    log = open(log_path, "a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(["step", "time", "kind", "loss", "bpp", "quality", "aux"])
+    t_end = time.time() + args.hours * 3600 if args.hours else None
+    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.metric}", dynamic_ncols=True)
+    model.train()
+    while step < args.steps and not stop["now"] and (t_end is None or time.time() < t_end):
+        x = bank.batch(args.batch).to(device)
+        if bf16 and device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(x)
+        bpp, dist, qual = rd_terms(out, x, args.metric)
+        loss = lmbda * dist + bpp
+        opt.zero_grad(set_to_none=True)
+        aux_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        opt.step()
+        aux = model.aux_loss()
+        aux.backward()
+        aux_opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", bpp=f"{bpp.item():.3f}",
+                        **({"psnr": f"{qual.item():.2f}"} if args.metric == "mse" else {"msssim": f"{qual.item():.4f}"}))
+        writer.writerow([step, f"{time.time():.0f}", "train", f"{loss.item():.5f}", f"{bpp.item():.5f}",
+                         f"{qual.item():.5f}", f"{aux.item():.3f}"])
+        if step % args.save_every == 0:
+            save()
+            log.flush()
+        if step % args.eval_every == 0:
+            ev = evaluate(model, eval_files, args.metric, device)
+            writer.writerow([step, f"{time.time():.0f}", "eval", "", f"{ev['bpp']:.5f}", f"{ev['quality']:.5f}", ""])
+            log.flush()
+            bar.write(f"step {step}: held-out bpp {ev['bpp']:.4f} quality {ev['quality']:.4f}")
+    save()
+    log.close()
+    bar.close()
+    print(f"saved {ckpt_path} at step {step}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
