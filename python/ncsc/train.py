@@ -197,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         aux_opt.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", bpp=f"{bpp.item():.3f}",
-                        **({"psnr": f"{qual.item():.2f}"} if args.metric == "mse" else {"msssim": f"{qual.item():.4f}"}))
+        qname = "psnr" if args.metric == "mse" else "msssim"
+        bar.set_postfix(loss=f"{loss.item():.3f}", bpp=f"{bpp.item():.3f}", **{qname: f"{qual.item():.4g}"})
         writer.writerow([step, f"{time.time():.0f}", "train", f"{loss.item():.5f}", f"{bpp.item():.5f}",
                          f"{qual.item():.5f}", f"{aux.item():.3f}"])
         if step % args.save_every == 0:

@@ -33,6 +33,8 @@ class LdpcCode:
     tx_map: np.ndarray  # int64 (n,): variable index of each sent bit (may repeat)
     zero_vars: np.ndarray  # int64: variables known to be 0 (filler)
     nr: nr.NrParams | None = None
+    #: Quasi-cyclic form (z, layer_ptr, entry_col, entry_shift) when the code has one.
+    qc: tuple | None = None
     _encoder: object = field(default=None, repr=False)
 
     @property
@@ -85,6 +87,9 @@ def nr_code(k: int = 1536, n: int = 4608, bg: int | None = None, rv: int = 0) ->
     rows = (br[:, None] * p.z + lane[None, :]).ravel()
     cols = (bc[:, None] * p.z + (lane[None, :] + shifts[:, None]) % p.z).ravel()
     row_ptr, col_idx = _csr(rows, cols, n_rows * p.z)
+    layer_ptr = np.zeros(n_rows + 1, dtype=np.int32)
+    np.add.at(layer_ptr, br + 1, 1)
+    qc = (p.z, np.cumsum(layer_ptr).astype(np.int32), bc.astype(np.int32), shifts.astype(np.int32))
     return LdpcCode(
         name=f"nr-bg{p.bg}-k{k}-n{n}" + (f"-rv{rv}" if rv else ""),
         k=k,
@@ -96,6 +101,7 @@ def nr_code(k: int = 1536, n: int = 4608, bg: int | None = None, rv: int = 0) ->
         tx_map=nr.rate_match_indices(p),
         zero_vars=np.arange(k, p.k_ldpc, dtype=np.int64),
         nr=p,
+        qc=qc,
     )
 
 
@@ -104,43 +110,38 @@ class AlistError(ValueError):
 
 
 def read_alist(path: str | os.PathLike) -> np.ndarray:
-    """Read a parity-check matrix in MacKay's alist format (as used by GNU Radio gr-fec)."""
+    """Read a parity-check matrix in MacKay's alist format (as used by GNU Radio gr-fec).
+
+    Column and row lists are read line by line, so both zero-padded and unpadded
+    files load. The row lists must agree with the column lists.
+    """
+    where = repr(os.fspath(path))
     try:
         with open(path, encoding="ascii") as fh:
-            tokens = [int(t) for t in fh.read().split()]
+            lines = [[int(t) for t in line.split()] for line in fh if line.strip()]
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise AlistError(f"cannot read alist file {os.fspath(path)!r}: {exc}") from exc
+        raise AlistError(f"cannot read alist file {where}: {exc}") from exc
     try:
-        n, m = tokens[0], tokens[1]
-        if n <= 0 or m <= 0 or n > 10**6 or m > 10**6:
-            raise AlistError(f"{os.fspath(path)!r}: absurd size n={n}, m={m}")
-        pos = 4
-        col_deg = tokens[pos : pos + n]
-        pos += n
-        row_deg = tokens[pos : pos + m]
-        pos += m
-        if len(col_deg) != n or len(row_deg) != m:
-            raise IndexError
-        max_cd, max_rd = tokens[2], tokens[3]
-        h = np.zeros((m, n), dtype=np.uint8)
-        for c in range(n):
-            entries = tokens[pos : pos + max_cd]
-            pos += max_cd
-            for r in entries[: col_deg[c]]:
-                if not 1 <= r <= m:
-                    raise AlistError(f"{os.fspath(path)!r}: row index {r} out of range in column {c}")
-                h[r - 1, c] = 1
-        # The row lists repeat the same information; check them when present.
-        for r in range(m):
-            entries = tokens[pos : pos + max_rd]
-            pos += max_rd
-            if len(entries) < row_deg[r]:
-                raise IndexError
-            for c in entries[: row_deg[r]]:
-                if not 1 <= c <= n or not h[r, c - 1]:
-                    raise AlistError(f"{os.fspath(path)!r}: row {r} lists column {c} not in the column lists")
-    except IndexError:
-        raise AlistError(f"{os.fspath(path)!r}: file ends early (truncated alist)") from None
+        (n, m), _, col_deg, row_deg = lines[0], lines[1], lines[2], lines[3]
+    except (IndexError, ValueError):
+        raise AlistError(f"{where}: not an alist file (bad header)") from None
+    if not (0 < n <= 10**6 and 0 < m <= 10**6) or len(col_deg) != n or len(row_deg) != m:
+        raise AlistError(f"{where}: inconsistent header (n={n}, m={m})")
+    if len(lines) < 4 + n:
+        raise AlistError(f"{where}: file ends early (truncated alist)")
+    h = np.zeros((m, n), dtype=np.uint8)
+    for c in range(n):
+        entries = [r for r in lines[4 + c] if r]
+        if len(entries) != col_deg[c]:
+            raise AlistError(f"{where}: column {c} lists {len(entries)} rows, header says {col_deg[c]}")
+        for r in entries:
+            if not 1 <= r <= m:
+                raise AlistError(f"{where}: row index {r} out of range in column {c}")
+            h[r - 1, c] = 1
+    for r, line in enumerate(lines[4 + n : 4 + n + m]):
+        for c in line:
+            if c and (not 1 <= c <= n or not h[r, c - 1]):
+                raise AlistError(f"{where}: row {r} lists column {c}, which the column lists do not")
     return h
 
 

@@ -190,6 +190,124 @@ def _decode_kernel(llr, row_ptr, col_idx, max_iter, algo, alpha, beta, out_hard,
                 lane_cw[b] = -1
 
 
+@nb.njit(cache=True, fastmath=True, nogil=True)
+def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alpha, beta,
+                      out_hard, out_ok, out_iter):
+    """One codeword at a time, vectorised over the Z rows of each block row (layer).
+
+    Each block column is kept twice over (length 2Z) so that the cyclically shifted
+    view that a circulant reads is one contiguous slice: no gathers in the hot loop.
+    """
+    n_cw, n_var = llr.shape
+    n_cols = n_var // z
+    n_layers = layer_ptr.size - 1
+    n_ent = ent_col.size
+    dmax = 0
+    for r in range(n_layers):
+        dmax = max(dmax, layer_ptr[r + 1] - layer_ptr[r])
+    Ld = np.zeros((n_cols, 2 * z), dtype=np.float32)
+    R = np.zeros((n_ent, z), dtype=np.float32)
+    Q = np.zeros((dmax, z), dtype=np.float32)
+    F = np.zeros((dmax, z), dtype=np.float32)
+    B = np.zeros((dmax, z), dtype=np.float32)
+    min1 = np.empty(z, dtype=np.float32)
+    min2 = np.empty(z, dtype=np.float32)
+    amin = np.empty(z, dtype=np.int32)
+    sgn = np.empty(z, dtype=np.float32)
+    par = np.empty(z, dtype=np.int32)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    lim = np.float32(4.0) * _CLIP
+    for cw in range(n_cw):
+        for c in range(n_cols):
+            for i in range(z):
+                v = llr[cw, c * z + i]
+                Ld[c, i] = v
+                Ld[c, z + i] = v
+        R[:, :] = 0.0
+        ok = False
+        it = 0
+        while it < max_iter and not ok:
+            it += 1
+            for r in range(n_layers):
+                e0 = layer_ptr[r]
+                d = layer_ptr[r + 1] - e0
+                for j in range(d):
+                    c = ent_col[e0 + j]
+                    sh = ent_shift[e0 + j]
+                    for i in range(z):
+                        Q[j, i] = Ld[c, sh + i] - R[e0 + j, i]
+                if algo == 0:
+                    for i in range(z):
+                        F[0, i] = Q[0, i]
+                        B[d - 1, i] = Q[d - 1, i]
+                    for j in range(1, d - 1):
+                        for i in range(z):
+                            F[j, i] = _boxplus(F[j - 1, i], Q[j, i])
+                    for j in range(d - 2, 0, -1):
+                        for i in range(z):
+                            B[j, i] = _boxplus(B[j + 1, i], Q[j, i])
+                    for i in range(z):
+                        R[e0, i] = min(max(B[1, i], -_CLIP), _CLIP)
+                        R[e0 + d - 1, i] = min(max(F[d - 2, i], -_CLIP), _CLIP)
+                    for j in range(1, d - 1):
+                        for i in range(z):
+                            R[e0 + j, i] = min(max(_boxplus(F[j - 1, i], B[j + 1, i]), -_CLIP), _CLIP)
+                else:
+                    for i in range(z):
+                        min1[i] = _CLIP
+                        min2[i] = _CLIP
+                        amin[i] = -1
+                        sgn[i] = one
+                    for j in range(d):
+                        for i in range(z):
+                            q = Q[j, i]
+                            a = abs(q)
+                            m1 = min1[i]
+                            min2[i] = min(min2[i], max(a, m1))
+                            amin[i] = j if a < m1 else amin[i]
+                            min1[i] = min(m1, a)
+                            sgn[i] = sgn[i] if q >= zero else -sgn[i]
+                    for j in range(d):
+                        for i in range(z):
+                            q = Q[j, i]
+                            mag = min2[i] if amin[i] == j else min1[i]
+                            mag = max(alpha * mag - beta, zero)
+                            R[e0 + j, i] = sgn[i] * mag if q >= zero else -sgn[i] * mag
+                for j in range(d):
+                    c = ent_col[e0 + j]
+                    sh = ent_shift[e0 + j]
+                    for i in range(z):
+                        Ld[c, sh + i] = min(max(Q[j, i] + R[e0 + j, i], -lim), lim)
+                    # Refresh the other copy of the lanes just written.
+                    for i in range(sh, z):
+                        Ld[c, z + i] = Ld[c, i]
+                    for i in range(sh):
+                        Ld[c, i] = Ld[c, z + i]
+            # Zero syndrome ends this codeword early.
+            ok = True
+            for r in range(n_layers):
+                e0 = layer_ptr[r]
+                for i in range(z):
+                    par[i] = 0
+                for j in range(layer_ptr[r + 1] - e0):
+                    c = ent_col[e0 + j]
+                    sh = ent_shift[e0 + j]
+                    for i in range(z):
+                        par[i] ^= 1 if Ld[c, sh + i] < zero else 0
+                acc = 0
+                for i in range(z):
+                    acc |= par[i]
+                if acc:
+                    ok = False
+                    break
+        for c in range(n_cols):
+            for i in range(z):
+                out_hard[cw, c * z + i] = Ld[c, i] < zero
+        out_ok[cw] = ok
+        out_iter[cw] = it
+
+
 class LdpcDecoder:
     """Layered belief-propagation decoder for an :class:`LdpcCode`.
 
@@ -243,6 +361,11 @@ class LdpcDecoder:
         algo = _ALGO_ID[self.algorithm]
         alpha = self.alpha if self.algorithm == "normalized-min-sum" else 1.0
         beta = self.beta if self.algorithm == "offset-min-sum" else 0.0
-        _decode_kernel(var, self.code.row_ptr, self.code.col_idx, self.max_iter, min(algo, 1),
-                       np.float32(alpha), np.float32(beta), hard, ok, iters)
+        if self.code.qc is not None:
+            z, layer_ptr, ent_col, ent_shift = self.code.qc
+            _decode_qc_kernel(var, z, layer_ptr, ent_col, ent_shift, self.max_iter, min(algo, 1),
+                              np.float32(alpha), np.float32(beta), hard, ok, iters)
+        else:
+            _decode_kernel(var, self.code.row_ptr, self.code.col_idx, self.max_iter, min(algo, 1),
+                           np.float32(alpha), np.float32(beta), hard, ok, iters)
         return DecodeResult(bits=hard[:, self.code.info_map], ok=ok, iterations=iters)

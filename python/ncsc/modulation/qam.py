@@ -6,7 +6,7 @@ LLR convention: ``log(P(b=1)/P(b=0))`` (positive favours 1), labels MSB first.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -14,7 +14,7 @@ ORDERS = {"qpsk": 2, "16qam": 4, "64qam": 6}
 DEMAPPERS = ("exact", "maxlog")
 
 
-@lru_cache(maxsize=None)
+@cache
 def constellation(name: str = "16qam") -> tuple[np.ndarray, np.ndarray]:
     """(points complex64 (M,), labels uint8 (M, bits)), unit average energy, index = label MSB first."""
     if name not in ORDERS:

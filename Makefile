@@ -1,0 +1,59 @@
+# gr-ncsc: every target installs what is missing first (idempotent).
+#   make demo    run examples/loopback_awgn.py (the whole link on one image)
+#   make test    run the whole test suite
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := gnuradio gnuradio-dev gr-osmosdr cmake python3-venv python3-gi python3-gi-cairo gir1.2-gtk-3.0 xvfb
+SITE := $(VENV)/lib/python3.11/site-packages
+STAMP := $(VENV)/.ncsc-setup
+PYTEST_ARGS ?=
+
+.PHONY: setup apt venv demo test lint bench-link bench-codec bench-table1 train train-msssim install clean
+
+setup: apt $(STAMP)
+	@test -L $(SITE)/gnuradio/ncsc || (mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc)
+	@$(PY) -c "from gnuradio import gr, ncsc; print('gr-ncsc ready: GNU Radio', gr.version())"
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) examples/loopback_awgn.py
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check python tests examples
+
+bench-link: setup
+	$(PY) -m gnuradio.ncsc.bench.link
+
+bench-codec: setup
+	$(PY) -m gnuradio.ncsc.bench.codec
+
+# Training resumes from its checkpoint (kept out of git, under ~/.cache/gr-ncsc).
+CKPT ?= $(HOME)/.cache/gr-ncsc
+train: setup
+	$(PY) -m gnuradio.ncsc.train --metric mse --out $(CKPT)/train-mse
+
+train-msssim: setup
+	$(PY) -m gnuradio.ncsc.train --metric ms-ssim --out $(CKPT)/train-msssim --init weights/ncsc-mse-q1.pth
+
+install: apt
+	cmake -S . -B build && cmake --build build && cmake --install build
+
+clean:
+	rm -rf build results/*.json results/*.png

@@ -1,0 +1,1 @@
+"""GNU Radio blocks: thin adapters between PDUs/streams and the plain ncsc modules."""

@@ -1,0 +1,37 @@
+"""NCSC LDPC Decoder: LLRs (f32 PDU, log P(1)/P(0), a multiple of n) to information bits.
+
+Adds per-codeword results to the metadata: ``ldpc_ok``, ``ldpc_iterations`` and
+``codeword_errors`` (codewords whose syndrome is not zero after the last iteration).
+"""
+
+from __future__ import annotations
+
+from ..fec import LdpcDecoder
+from .ldpc_encoder import make_code
+from .pdu import PduBlock, PduError
+
+
+class ldpc_decoder(PduBlock):  # noqa: N801
+    in_dtype = "float32"
+
+    def __init__(self, k: int = 1536, n: int = 4608, alist: str = "", algorithm: str = "sum-product",
+                 max_iter: int = 20):
+        PduBlock.__init__(self, "ncsc_ldpc_decoder")
+        self.decoder = LdpcDecoder(make_code(k, n, alist), algorithm=algorithm, max_iter=max_iter)
+
+    def set_max_iter(self, max_iter: int) -> None:
+        if int(max_iter) < 1:
+            raise ValueError("max_iter must be >= 1")
+        self.decoder.max_iter = int(max_iter)
+
+    def process(self, meta, data):
+        n = self.decoder.code.n
+        if data.size == 0 or data.size % n:
+            raise PduError(f"expected a multiple of n={n} LLRs, got {data.size}")
+        try:
+            res = self.decoder.decode(data.reshape(-1, n))
+        except ValueError as exc:
+            raise PduError(str(exc)) from exc
+        meta.update(ldpc_ok=[bool(v) for v in res.ok], ldpc_iterations=[int(v) for v in res.iterations],
+                    codeword_errors=res.n_failed, codewords=int(res.ok.size))
+        return meta, res.bits.ravel()

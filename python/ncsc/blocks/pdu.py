@@ -1,0 +1,78 @@
+"""Shared plumbing for the packet-level (PDU) blocks.
+
+A PDU is ``pmt.cons(meta_dict, uniform_vector)``. Every ncsc PDU block validates its
+input, calls a plain-Python ``process(meta, data)``, and on any error logs and drops
+that one PDU: a flowgraph never dies on a bad packet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+PORT_IN = "in"
+PORT_OUT = "out"
+
+_VECTOR_KIND = {
+    np.dtype(np.uint8): "u8",
+    np.dtype(np.float32): "f32",
+    np.dtype(np.complex64): "c32",
+}
+
+
+class PduError(ValueError):
+    """A PDU that a block cannot process (wrong type, wrong length, bad values)."""
+
+
+def to_pdu(meta: dict, data: np.ndarray) -> pmt.pmt_t:
+    """Build a PDU from a Python dict and a numpy vector (uint8, float32 or complex64)."""
+    data = np.ascontiguousarray(data)
+    if data.dtype not in _VECTOR_KIND:
+        raise TypeError(f"unsupported PDU payload dtype {data.dtype}")
+    return pmt.cons(pmt.to_pmt(meta), pmt.to_pmt(data.ravel()))
+
+
+def from_pdu(msg: pmt.pmt_t, dtype) -> tuple[dict, np.ndarray]:
+    """Split a PDU into (meta dict, numpy vector of ``dtype``), or raise :class:`PduError`."""
+    if not pmt.is_pair(msg) or pmt.is_dict(msg):
+        raise PduError("message is not a PDU (expected pmt.cons(dict, vector))")
+    car, cdr = pmt.car(msg), pmt.cdr(msg)
+    if not (pmt.is_dict(car) or pmt.eq(car, pmt.PMT_NIL)):
+        raise PduError("PDU metadata is not a dictionary")
+    want = _VECTOR_KIND[np.dtype(dtype)]
+    checks = {"u8": pmt.is_u8vector, "f32": pmt.is_f32vector, "c32": pmt.is_c32vector}
+    if not checks[want](cdr):
+        raise PduError(f"PDU payload must be a {want}vector")
+    meta = pmt.to_python(car) if pmt.is_dict(car) else {}
+    data = np.asarray(pmt.to_python(cdr), dtype=dtype)
+    return dict(meta or {}), data
+
+
+class PduBlock(gr.basic_block):
+    """Base for blocks with one PDU input and one PDU output; subclasses implement ``process``."""
+
+    in_dtype = np.uint8
+
+    def __init__(self, name: str):
+        gr.basic_block.__init__(self, name=name, in_sig=None, out_sig=None)
+        self.message_port_register_in(pmt.intern(PORT_IN))
+        self.message_port_register_out(pmt.intern(PORT_OUT))
+        self.set_msg_handler(pmt.intern(PORT_IN), self._handle)
+        self.n_in = 0
+        self.n_dropped = 0
+
+    def _handle(self, msg):
+        self.n_in += 1
+        try:
+            meta, data = from_pdu(msg, self.in_dtype)
+            result = self.process(meta, data)
+        except Exception as exc:  # noqa: BLE001 - one bad PDU must never stop the flowgraph
+            self.n_dropped += 1
+            self.logger.warn(f"dropped PDU #{self.n_in}: {exc}")
+            return
+        if result is not None:
+            self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(*result))
+
+    def process(self, meta: dict, data: np.ndarray):  # pragma: no cover - abstract
+        raise NotImplementedError
