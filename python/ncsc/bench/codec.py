@@ -1,0 +1,145 @@
+"""Codec benchmark: bpp, PSNR, MS-SSIM, encode/decode seconds per image, and an RD plot.
+
+``python -m gnuradio.ncsc.bench.codec --images DIR [--quick]``. Writes
+``results/codec.json`` and ``results/codec_rd.png``; the last printed line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..codec.image import load_image, ms_ssim, psnr, to_array
+from ..codec.registry import load_codec
+
+DEFAULT_IMAGES = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "kodak"
+ANCHORS = {  # CompressAI cheng2020-anchor quality 1 on Kodak (ANCHORS.md)
+    "mse": {"bpp": 0.1196, "psnr": 28.58, "ms_ssim": 0.9236},
+    "ms-ssim": {"bpp": 0.0981, "psnr": 25.79, "ms_ssim": 0.9415},
+}
+JPEG_Q1 = {"bpp": 0.1731, "psnr": 21.48, "ms_ssim": 0.715}
+
+
+def measure(codec, files, serial_on: int = 0, progress=True) -> list[dict]:
+    """Code each file; the first ``serial_on`` images are also coded with the serial (raster) loop."""
+    from tqdm import tqdm
+
+    rows = []
+    for i, f in enumerate(tqdm(files, desc="codec", disable=not progress)):
+        x = load_image(f)
+        h, w = x.shape[-2:]
+        t0 = time.perf_counter()
+        enc = codec.compress(x)
+        t1 = time.perf_counter()
+        dec = codec.decompress(enc["bitstream"])
+        t2 = time.perf_counter()
+        ref, got = to_array(x), to_array(dec["x_hat"])
+        row = {"image": Path(f).name, "width": w, "height": h, "bytes": len(enc["bitstream"]),
+               "bpp": 8 * len(enc["bitstream"]) / (w * h), "psnr": psnr(ref, got), "ms_ssim": ms_ssim(ref, got),
+               "encode_s": t1 - t0, "decode_s": t2 - t1}
+        if i < serial_on:
+            t0 = time.perf_counter()
+            enc_s = codec.compress(x, order="raster")
+            t1 = time.perf_counter()
+            dec_s = codec.decompress(enc_s["bitstream"])
+            t2 = time.perf_counter()
+            row.update(serial_encode_s=t1 - t0, serial_decode_s=t2 - t1,
+                       serial_same_latents=bool(torch.equal(dec_s["y_hat"], dec["y_hat"])))
+        rows.append(row)
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    keys = ["bpp", "psnr", "ms_ssim", "encode_s", "decode_s"]
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    serial = [r for r in rows if "serial_decode_s" in r]
+    if serial:
+        out["serial_encode_s"] = float(np.mean([r["serial_encode_s"] for r in serial]))
+        out["serial_decode_s"] = float(np.mean([r["serial_decode_s"] for r in serial]))
+    out["images"] = len(rows)
+    return out
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ms_ssim", "MS-SSIM")):
+        for metric, a in ANCHORS.items():
+            ax.plot(a["bpp"], a[key], "k*", ms=10)
+            ax.annotate(f"cheng2020-anchor q1 {metric}\n(CompressAI, fully trained)", (a["bpp"], a[key]),
+                        fontsize=7, xytext=(4, -14), textcoords="offset points")
+        ax.plot(JPEG_Q1["bpp"], JPEG_Q1[key], "rs")
+        ax.annotate("JPEG q1 (Pillow)", (JPEG_Q1["bpp"], JPEG_Q1[key]), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+        for name, res in results.items():
+            s = res["summary"]
+            ax.plot(s["bpp"], s[key], "o", ms=8, label=f"{name} (ours)")
+        ax.set_xlabel("bpp")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("NCSC on Kodak", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.codec", description=__doc__.splitlines()[0])
+    p.add_argument("--images", default=str(DEFAULT_IMAGES), help="folder of test images (Kodak)")
+    p.add_argument("--model", choices=["mse", "ms-ssim", "both"], default="both")
+    p.add_argument("--quick", action="store_true", help="4 images of one model (mse), under a minute")
+    p.add_argument("--serial", type=int, default=1, help="also time the serial loop on this many images")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="results")
+    p.add_argument("--weights-dir", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    folder = Path(args.images)
+    if not folder.is_dir():
+        print(f"error: image folder {folder} not found (pass --images DIR)", file=sys.stderr)
+        return 2
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})
+    models = ["mse"] if args.quick or args.model == "mse" else ["ms-ssim"] if args.model == "ms-ssim" else [
+        "mse", "ms-ssim"]
+    if args.quick:
+        files = files[:4]
+    results = {}
+    for m in models:
+        codec = load_codec(m, directory=args.weights_dir)
+        codec.compress(load_image(files[0])[..., :64, :64])  # warm-up: numba compile, tables
+        rows = measure(codec, files, serial_on=0 if args.quick else args.serial)
+        results[m] = {"per_image": rows, "summary": summarize(rows)}
+        s = results[m]["summary"]
+        print(f"{m}: {s['bpp']:.4f} bpp, {s['psnr']:.2f} dB, MS-SSIM {s['ms_ssim']:.4f}, "
+              f"encode {s['encode_s']:.2f} s, decode {s['decode_s']:.2f} s ({len(rows)} images)")
+        if "serial_decode_s" in s:
+            print(f"  serial loop, same weights: encode {s['serial_encode_s']:.2f} s, "
+                  f"decode {s['serial_decode_s']:.2f} s")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "codec_quick" if args.quick else "codec"
+    (out / f"{name}.json").write_text(json.dumps({"threads": args.threads, "images": str(folder),
+                                                  "results": results}, indent=1))
+    if not args.quick:
+        plot(results, out / "codec_rd.png")
+    first = models[0]
+    s = results[first]["summary"]
+    print(json.dumps({"model": first, "bpp": round(s["bpp"], 4), "psnr": round(s["psnr"], 3),
+                      "ms_ssim": round(s["ms_ssim"], 4), "encode_s": round(s["encode_s"], 3),
+                      "decode_s": round(s["decode_s"], 3), "images": s["images"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Command-line codec: ``python -m gnuradio.ncsc.codec encode IMAGE OUT.ncsc`` / ``decode IN.ncsc OUT.png``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+import torch
+
+from .bitstream import BitstreamError, unpack
+from .image import ImageError, load_image, save_png
+from .registry import MODEL_IDS, WeightsError, load_codec
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.codec", description="NCSC learned image codec")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--weights-dir", default=None, help="folder with manifest.json (default: shipped weights)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("encode", help="image file -> .ncsc bitstream")
+    e.add_argument("image")
+    e.add_argument("output")
+    e.add_argument("--model", choices=["mse", "ms-ssim"], default="mse")
+    e.add_argument("--quality", type=int, default=1)
+    d = sub.add_parser("decode", help=".ncsc bitstream -> PNG")
+    d.add_argument("input")
+    d.add_argument("output")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        if args.cmd == "encode":
+            x = load_image(args.image)
+            codec = load_codec(args.model, args.quality, directory=args.weights_dir)
+            t0 = time.perf_counter()
+            out = codec.compress(x)
+            dt = time.perf_counter() - t0
+            data = out["bitstream"]
+            with open(args.output, "wb") as fh:
+                fh.write(data)
+            h, w = x.shape[-2:]
+            print(f"{args.image}: {w}x{h} -> {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp, "
+                  f"{dt:.2f} s ({args.model} q{args.quality})")
+        else:
+            with open(args.input, "rb") as fh:
+                data = fh.read()
+            header, _, _ = unpack(data)
+            if header.model_id not in MODEL_IDS:
+                raise BitstreamError(f"unknown model id {header.model_id}")
+            codec = load_codec(header.metric, header.quality, MODEL_IDS[header.model_id], args.weights_dir)
+            t0 = time.perf_counter()
+            out = codec.decompress(data)
+            dt = time.perf_counter() - t0
+            save_png(out["x_hat"], args.output)
+            print(f"{args.input}: {header.width}x{header.height} decoded in {dt:.2f} s -> {args.output}")
+    except (OSError, ImageError, BitstreamError, WeightsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Deterministic entropy coding of the latent y: integer mixture pmfs and a 32-bit rANS coder (numba).
+
+Every probability is built with integer arithmetic from quantised mixture parameters
+(weight logits on a 1/8 grid, means on a 1/16 grid, one of 64 log-spaced scales), so
+the encoder and decoder agree exactly. Values outside an element's support are sent
+through an escape symbol followed by 32 raw bits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+PREC = 16  # rANS probability precision (bits)
+RANS_L = 1 << 23
+MEAN_STEPS = 16  # mean grid: 1/16
+MEAN_SHIFT = 4
+LOGIT_STEPS = 8  # logit grid: 1/8
+LOGIT_RANGE = 255
+WEIGHT_BITS = 10
+N_SCALES = 64
+SCALE_MIN, SCALE_MAX = 0.11, 64.0
+TAB_BITS = 16
+MEAN_LIMIT = 1024 * MEAN_STEPS  # keeps every support (and the pmf buffer) bounded
+
+
+def scale_levels() -> np.ndarray:
+    return np.exp(np.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), N_SCALES))
+
+
+def _phi(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+class Tables:
+    """Integer pmf tables of a discretised Gaussian per (scale index, mean fraction), built once."""
+
+    def __init__(self):
+        levels = scale_levels()
+        self.half = np.array([math.ceil(7.0 * s) + 2 for s in levels], dtype=np.int64)
+        offs = np.zeros((N_SCALES, MEAN_STEPS), dtype=np.int64)
+        chunks = []
+        pos = 0
+        for s, sigma in enumerate(levels):
+            t = int(self.half[s])
+            d = np.arange(-t, t + 1, dtype=np.float64)
+            for f in range(MEAN_STEPS):
+                frac = f / MEAN_STEPS
+                upper = np.array([_phi((v + 0.5 - frac) / sigma) for v in d])
+                lower = np.array([_phi((v - 0.5 - frac) / sigma) for v in d])
+                chunks.append(np.round((upper - lower) * (1 << TAB_BITS)).astype(np.int64))
+                offs[s, f] = pos
+                pos += 2 * t + 1
+        self.tab = np.concatenate(chunks)
+        self.offs = offs
+        # exp(-d/8) on the logit grid, for integer softmax weights
+        self.exp = np.array([round((1 << 20) * math.exp(-d / LOGIT_STEPS)) for d in range(LOGIT_RANGE + 1)],
+                            dtype=np.int64)
+        geo = np.sqrt(levels[:-1] * levels[1:])
+        self.scale_thresholds = geo  # in real units; converted to fixed point by the caller
+
+
+_TABLES: Tables | None = None
+
+
+def tables() -> Tables:
+    global _TABLES
+    if _TABLES is None:
+        _TABLES = Tables()
+    return _TABLES
+
+
+def quantize_params(raw: np.ndarray, fa: int, K: int, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer head outputs (n, 3*K*M) at 2**fa -> (weights, scale index, mean on 1/16 grid), each (n, M, K).
+
+    Integer-only: floor shifts and comparisons against fixed-point thresholds.
+    """
+    t = tables()
+    r = raw.astype(np.int64).reshape(-1, 3, K, M)
+    logits = (r[:, 0] * LOGIT_STEPS) >> fa  # floor to the 1/8 grid
+    means = np.clip((r[:, 1] * MEAN_STEPS + (1 << (fa - 1))) >> fa, -MEAN_LIMIT, MEAN_LIMIT)
+    thr = np.ceil(t.scale_thresholds * (1 << fa)).astype(np.int64)
+    sidx = np.searchsorted(thr, r[:, 2], side="right")
+    d = np.minimum(logits.max(axis=1, keepdims=True) - logits, LOGIT_RANGE)
+    e = t.exp[d]
+    w = np.maximum((e << WEIGHT_BITS) // e.sum(axis=1, keepdims=True), 1)
+    return (np.ascontiguousarray(w.transpose(0, 2, 1)), np.ascontiguousarray(sidx.transpose(0, 2, 1)),
+            np.ascontiguousarray(means.transpose(0, 2, 1)))
+
+
+@nb.njit(cache=True, nogil=True)
+def _build_pmf(w, s, mu, half, offs, tab, freq):
+    """Frequencies (sum 2**PREC) over [lo, hi] plus an escape symbol; returns (lo, n_symbols)."""
+    K = w.size
+    lo = 1 << 40
+    hi = -(1 << 40)
+    for k in range(K):
+        base = mu[k] >> MEAN_SHIFT
+        lo = min(lo, base - half[s[k]])
+        hi = max(hi, base + half[s[k]])
+    n = hi - lo + 1
+    total = 0
+    for i in range(n):
+        freq[i] = 0
+    for k in range(K):
+        base = mu[k] >> MEAN_SHIFT
+        f = mu[k] - (base << MEAN_SHIFT)
+        t = half[s[k]]
+        o = offs[s[k], f]
+        start = base - t - lo
+        for j in range(2 * t + 1):
+            freq[start + j] += w[k] * tab[o + j]
+    for i in range(n):
+        total += freq[i]
+    budget = (1 << PREC) - (n + 1)
+    used = 0
+    best = 0
+    for i in range(n):
+        if freq[i] > freq[best]:
+            best = i
+    for i in range(n):
+        v = 1 + (freq[i] * budget) // total
+        freq[i] = v
+        used += v
+    freq[n] = 1  # escape
+    used += 1
+    freq[best] += (1 << PREC) - used
+    return lo, n + 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _symbols(values, w, s, mu, half, offs, tab):
+    """(start, freq) of every coded symbol in coding order, escapes expanded."""
+    n_el = values.size
+    starts = np.empty(n_el * 3, dtype=np.int64)
+    freqs = np.empty(n_el * 3, dtype=np.int64)
+    freq = np.empty(1 << 13, dtype=np.int64)
+    n = 0
+    for i in range(n_el):
+        lo, ns = _build_pmf(w[i], s[i], mu[i], half, offs, tab, freq)
+        v = values[i] - lo
+        idx = v if 0 <= v < ns - 1 else ns - 1
+        c = 0
+        for j in range(idx):
+            c += freq[j]
+        starts[n] = c
+        freqs[n] = freq[idx]
+        n += 1
+        if idx == ns - 1:
+            raw = values[i] + (1 << 31)
+            starts[n] = raw >> 16
+            freqs[n] = 1
+            starts[n + 1] = raw & 0xFFFF
+            freqs[n + 1] = 1
+            n += 2
+    return starts[:n], freqs[:n]
+
+
+@nb.njit(cache=True, nogil=True)
+def _rans_encode(starts, freqs):
+    out = np.empty(starts.size * 4 + 16, dtype=np.uint8)
+    n = 0
+    x = RANS_L
+    for i in range(starts.size - 1, -1, -1):
+        f = freqs[i]
+        x_max = ((RANS_L >> PREC) << 8) * f
+        while x >= x_max:
+            out[n] = x & 0xFF
+            n += 1
+            x >>= 8
+        x = ((x // f) << PREC) + (x % f) + starts[i]
+    res = np.empty(n + 4, dtype=np.uint8)
+    for b in range(4):
+        res[b] = (x >> (8 * b)) & 0xFF
+    for i in range(n):
+        res[4 + i] = out[n - 1 - i]
+    return res
+
+
+def encode_values(values: np.ndarray, w, s, mu) -> bytes:
+    """rANS-code integer values (in coding order) under their mixture parameters."""
+    t = tables()
+    starts, freqs = _symbols(values.astype(np.int64), w, s, mu, t.half, t.offs, t.tab)
+    return _rans_encode(starts, freqs).tobytes()
+
+
+@nb.njit(cache=True, nogil=True)
+def _rans_decode(buf, state, w, s, mu, half, offs, tab, out):
+    """Decode len(out) values; state = [x, read position]; returns False on a corrupt stream."""
+    freq = np.empty(1 << 13, dtype=np.int64)
+    x = state[0]
+    pos = state[1]
+    mask = (1 << PREC) - 1
+    nbuf = buf.size
+    for i in range(out.size):
+        lo, ns = _build_pmf(w[i], s[i], mu[i], half, offs, tab, freq)
+        cf = x & mask
+        c = 0
+        idx = 0
+        while idx < ns - 1 and c + freq[idx] <= cf:
+            c += freq[idx]
+            idx += 1
+        x = freq[idx] * (x >> PREC) + cf - c
+        while x < RANS_L:
+            if pos >= nbuf:
+                return False
+            x = (x << 8) | buf[pos]
+            pos += 1
+        if idx == ns - 1:
+            raw = 0
+            for _ in range(2):
+                cf = x & mask
+                x = x >> PREC
+                raw = (raw << 16) | cf
+                while x < RANS_L:
+                    if pos >= nbuf:
+                        return False
+                    x = (x << 8) | buf[pos]
+                    pos += 1
+            out[i] = raw - (1 << 31)
+        else:
+            out[i] = lo + idx
+    state[0] = x
+    state[1] = pos
+    return True
+
+
+class RansStream:
+    """Incremental decoder over one rANS string: ``decode(w, s, mu)`` returns the next values."""
+
+    def __init__(self, data: bytes):
+        if len(data) < 4:
+            raise ValueError("latent stream too short")
+        self.buf = np.frombuffer(data, dtype=np.uint8)
+        x = int(self.buf[0]) | int(self.buf[1]) << 8 | int(self.buf[2]) << 16 | int(self.buf[3]) << 24
+        self.state = np.array([x, 4], dtype=np.int64)
+        self.t = tables()
+
+    def decode(self, w, s, mu) -> np.ndarray:
+        out = np.empty(w.shape[0], dtype=np.int64)
+        if not _rans_decode(self.buf, self.state, w, s, mu, self.t.half, self.t.offs, self.t.tab, out):
+            raise ValueError("latent stream ends early (truncated or corrupted)")
+        return out

@@ -1,0 +1,65 @@
+"""Export a training checkpoint as shipped weights and record it in ``weights/manifest.json``.
+
+``python -m gnuradio.ncsc.codec.export CHECKPOINT --metric mse [--images KODAK]``: writes
+``weights/ncsc-<metric>-q1.pth`` (fp16, entropy tables updated), measures it on the
+image folder with the codec benchmark, and stores sha256, training record and the
+measured figures with the command that measured them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ..bench.codec import DEFAULT_IMAGES, measure, summarize
+from .model import NcscModel
+from .registry import config, export_weights, load_codec, weights_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.codec.export", description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--metric", choices=["mse", "ms-ssim"], required=True)
+    p.add_argument("--images", default=str(DEFAULT_IMAGES), help="evaluation folder (Kodak)")
+    p.add_argument("--out", default=None, help="weights folder (default: the source tree's weights/)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    cfg = config(args.metric)
+    model = NcscModel(N=ck.get("N", cfg["N"]))
+    model.load_state_dict(ck["model"])
+    out = Path(args.out) if args.out else weights_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    fname = f"{cfg['weights']}.pth.gz"
+    digest = export_weights(model, out / fname)
+    man_path = out / "manifest.json"
+    man = json.loads(man_path.read_text()) if man_path.exists() else {}
+    entry = {"file": fname, "sha256": digest, "architecture": "ncsc-cheng2020-gmm", "metric": args.metric,
+             "quality": 1, "N": model.N, "K": model.K, "lambda": ck.get("lmbda"), "training_steps": ck["step"],
+             "training_data": "shared/data/train (64 photos, 60 for training, 4 held out), random "
+                              f"{ck.get('patch', 256)}px crops, batch {ck.get('batch', 8)}",
+             "exported": datetime.date.today().isoformat(), "size_bytes": (out / fname).stat().st_size}
+    man[cfg["weights"]] = entry
+    man_path.write_text(json.dumps(man, indent=1) + "\n")
+    images = Path(args.images)
+    if images.is_dir():
+        codec = load_codec(args.metric, directory=out)
+        files = sorted(f for f in images.iterdir() if f.suffix.lower() == ".png")
+        s = summarize(measure(codec, files))
+        entry["kodak"] = {k: round(v, 4) for k, v in s.items() if k in ("bpp", "psnr", "ms_ssim")}
+        entry["kodak"]["images"] = s["images"]
+        entry["kodak"]["command"] = f"python -m gnuradio.ncsc.bench.codec --images {args.images} --model {args.metric}"
+        man[cfg["weights"]] = entry
+        man_path.write_text(json.dumps(man, indent=1) + "\n")
+    print(json.dumps(entry))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
