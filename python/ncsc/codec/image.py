@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from .bitstream import MAX_SIDE
 
 log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".gif"}
 Image.MAX_IMAGE_PIXELS = None  # we check sizes ourselves, with a clearer message
 
 

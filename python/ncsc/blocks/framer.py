@@ -1,0 +1,30 @@
+"""NCSC Framer: an image PDU (bitstream bytes) -> one PDU per LDPC information block (k bits).
+
+Each block carries a header (image id, block index, block count, payload length) and a
+CRC-32, scrambled; the metadata gains block_index and block_count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pmt  # noqa: E402  (after the package imports, as GNU Radio's own blocks do)
+
+from ..framing import Framer
+from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
+
+
+class framer(PduBlock):  # noqa: N801
+    def __init__(self, k: int = 1536):
+        PduBlock.__init__(self, "ncsc_framer")
+        self.framer = Framer(int(k))
+
+    def process(self, meta, data):
+        if "image_id" not in meta:
+            raise PduError("image PDU lacks image_id metadata")
+        if data.size == 0:
+            raise PduError("empty image bitstream")
+        blocks = self.framer.frame(int(meta["image_id"]), data.astype(np.uint8).tobytes())
+        for i, bits in enumerate(blocks):
+            m = dict(meta, block_index=i, block_count=int(blocks.shape[0]), ldpc_k=self.framer.k)
+            self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(m, bits))
+        return None

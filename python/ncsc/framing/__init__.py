@@ -1,0 +1,5 @@
+"""Framing: NCSC bitstreams to LDPC information blocks and back."""
+
+from .frame import HEADER_BYTES, BlockError, Framer, ParsedBlock, Reassembler, parse_block, scramble
+
+__all__ = ["HEADER_BYTES", "BlockError", "Framer", "ParsedBlock", "Reassembler", "parse_block", "scramble"]

@@ -1,0 +1,205 @@
+"""Information blocks: a small header, a payload chunk, a CRC-32, scrambled to k bits.
+
+Block layout (big-endian bytes, before scrambling)::
+
+    image_id u16 | block_index u16 | block_count u16 | payload_len u16 | payload ... | zero pad | crc32 u32
+
+The CRC covers everything before it, so a block that the LDPC decoder got wrong is
+caught here even when its syndrome happened to be zero. The scrambler (a fixed PN
+sequence, x^15 + x^14 + 1) breaks up the zero padding and long runs.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+_HEAD = struct.Struct(">HHHH")
+HEADER_BYTES = _HEAD.size
+CRC_BYTES = 4
+MAX_BLOCKS = 0xFFFF
+
+
+class BlockError(ValueError):
+    """A block that cannot be used (CRC failure, impossible header, wrong size)."""
+
+
+@lru_cache(maxsize=8)
+def _pn(nbits: int) -> np.ndarray:
+    state = 0x4A80  # any nonzero 15-bit seed
+    out = np.empty(nbits, dtype=np.uint8)
+    for i in range(nbits):
+        bit = ((state >> 14) ^ (state >> 13)) & 1
+        out[i] = bit
+        state = ((state << 1) | bit) & 0x7FFF
+    out.setflags(write=False)
+    return out
+
+
+def scramble(bits: np.ndarray) -> np.ndarray:
+    """XOR with the PN sequence (its own inverse)."""
+    return bits ^ _pn(bits.shape[-1])
+
+
+@dataclass(frozen=True)
+class ParsedBlock:
+    image_id: int
+    index: int
+    count: int
+    payload: bytes
+
+
+class Framer:
+    """Splits one image's bitstream into scrambled k-bit information blocks."""
+
+    def __init__(self, k: int = 1536):
+        if k % 8 or k // 8 <= HEADER_BYTES + CRC_BYTES:
+            raise ValueError(f"k must be a multiple of 8 with room for the {HEADER_BYTES + CRC_BYTES}-byte overhead")
+        self.k = k
+        self.capacity = k // 8 - HEADER_BYTES - CRC_BYTES
+
+    def blocks_for(self, n_bytes: int) -> int:
+        return max(1, -(-n_bytes // self.capacity))
+
+    def frame(self, image_id: int, data: bytes) -> np.ndarray:
+        """(n_blocks, k) uint8 bits for ``data``."""
+        if not 0 <= image_id <= 0xFFFF:
+            raise ValueError(f"image_id must fit 16 bits, got {image_id}")
+        count = self.blocks_for(len(data))
+        if count > MAX_BLOCKS:
+            raise ValueError(f"{len(data)} bytes need {count} blocks, more than {MAX_BLOCKS}")
+        out = np.empty((count, self.k), dtype=np.uint8)
+        for i in range(count):
+            chunk = data[i * self.capacity : (i + 1) * self.capacity]
+            body = _HEAD.pack(image_id, i, count, len(chunk)) + chunk
+            body += bytes(self.k // 8 - CRC_BYTES - len(body))
+            body += struct.pack(">I", zlib.crc32(body))
+            out[i] = scramble(np.unpackbits(np.frombuffer(body, dtype=np.uint8)))
+        return out
+
+
+def parse_block(bits: np.ndarray) -> ParsedBlock:
+    """Descramble and check one block; raise :class:`BlockError` with the reason."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    if bits.ndim != 1 or bits.size % 8:
+        raise BlockError(f"block must be a multiple of 8 bits, got {bits.shape}")
+    raw = np.packbits(scramble(bits)).tobytes()
+    body, crc = raw[:-CRC_BYTES], struct.unpack(">I", raw[-CRC_BYTES:])[0]
+    if zlib.crc32(body) != crc:
+        raise BlockError("CRC mismatch")
+    image_id, index, count, length = _HEAD.unpack_from(body)
+    if count == 0 or index >= count or length > len(body) - HEADER_BYTES:
+        raise BlockError(f"impossible header (index {index}, count {count}, length {length})")
+    return ParsedBlock(image_id, index, count, body[HEADER_BYTES : HEADER_BYTES + length])
+
+
+@dataclass
+class _Pending:
+    count: int
+    parts: dict = field(default_factory=dict)
+    failed: set = field(default_factory=set)
+    last_seen: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+
+class Reassembler:
+    """Collects blocks per image; reorders, drops duplicates, reports what is missing or failed.
+
+    ``add`` and ``expire`` return finished images as dicts with ``image_id``, ``status``
+    (``complete`` or ``incomplete``), ``data`` (bytes, empty when incomplete),
+    ``blocks``, ``missing`` and ``failed`` block indices. An image is finished when each
+    of its blocks is in or known failed, when a block of a newer image arrives (links
+    deliver images in order; blocks within an image may come in any order), or after
+    ``timeout`` seconds without a new block.
+    """
+
+    def __init__(self, timeout: float = 5.0, max_images: int = 64):
+        self.timeout = timeout
+        self.max_images = max_images
+        self.pending: dict[int, _Pending] = {}
+        self.done: dict[int, float] = {}
+        self.duplicates = 0
+        self.unattributed_failures = 0
+
+    def _finish(self, image_id: int, reason: str = "") -> dict:
+        p = self.pending.pop(image_id)
+        self.done[image_id] = time.monotonic()
+        if len(self.done) > 4 * self.max_images:
+            for k in sorted(self.done, key=self.done.get)[: len(self.done) // 2]:
+                del self.done[k]
+        missing = sorted(set(range(p.count)) - set(p.parts) - p.failed)
+        complete = len(p.parts) == p.count
+        data = b"".join(p.parts[i] for i in range(p.count)) if complete else b""
+        rec = {"image_id": image_id, "status": "complete" if complete else "incomplete", "data": data,
+               "blocks": p.count, "received": len(p.parts), "missing": missing, "failed": sorted(p.failed),
+               "meta": p.meta}
+        if not complete:
+            rec["reason"] = reason or f"{len(p.failed)} failed and {len(missing)} missing of {p.count} blocks"
+        return rec
+
+    def _get(self, image_id: int, count: int, now: float) -> _Pending:
+        p = self.pending.get(image_id)
+        if p is None:
+            p = self.pending[image_id] = _Pending(count=count, last_seen=now)
+        return p
+
+    def add(self, bits: np.ndarray, hint: dict | None = None, now: float | None = None) -> list[dict]:
+        """Add one received block; ``hint`` (image_id, block_index, block_count from metadata) places
+        a block whose CRC failed."""
+        now = time.monotonic() if now is None else now
+        hint = hint or {}
+        events = []
+        try:
+            blk = parse_block(bits)
+        except BlockError:
+            iid, idx, cnt = hint.get("image_id"), hint.get("block_index"), hint.get("block_count")
+            if iid is None or idx is None or cnt is None or iid in self.done:
+                self.unattributed_failures += 1
+                return self.expire(now)
+            p = self._get(int(iid), int(cnt), now)
+            p.failed.add(int(idx))
+            p.last_seen = now
+            blk_id = int(iid)
+        else:
+            if blk.image_id in self.done:
+                self.duplicates += 1
+                return self.expire(now)
+            p = self._get(blk.image_id, blk.count, now)
+            if blk.index in p.parts or blk.count != p.count:
+                self.duplicates += 1
+                return self.expire(now)
+            p.parts[blk.index] = blk.payload
+            p.failed.discard(blk.index)
+            p.last_seen = now
+            blk_id = blk.image_id
+        if hint:
+            p.meta.update({k: v for k, v in hint.items() if k not in ("block_index", "ldpc_ok", "ldpc_iterations")})
+        # Images older than this one are finished: in-order links do not bring their blocks back.
+        for other in [i for i in self.pending if _older(i, blk_id)]:
+            events.append(self._finish(other, "blocks missing when a newer image arrived"))
+        q = self.pending[blk_id]
+        if len(q.parts) + len(q.failed) == q.count:  # every block is in or known failed
+            events.append(self._finish(blk_id))
+        while len(self.pending) > self.max_images:
+            oldest = min(self.pending, key=lambda i: self.pending[i].last_seen)
+            events.append(self._finish(oldest, "too many images in flight"))
+        return events + self.expire(now)
+
+    def expire(self, now: float | None = None) -> list[dict]:
+        """Finish images that have seen no block for ``timeout`` seconds (frees their memory)."""
+        now = time.monotonic() if now is None else now
+        old = [i for i, p in self.pending.items() if now - p.last_seen >= self.timeout]
+        return [self._finish(i, f"timed out after {self.timeout:g} s") for i in old]
+
+    def flush(self) -> list[dict]:
+        return [self._finish(i, "stream ended") for i in list(self.pending)]
+
+
+def _older(a: int, b: int) -> bool:
+    """16-bit sequence comparison: a comes before b (wraps around)."""
+    return a != b and ((b - a) & 0xFFFF) < 0x8000
