@@ -45,3 +45,31 @@ def run_pdus(block, pdus, n_expected, timeout=30.0, port="in"):
     tb.stop()
     tb.wait()
     return [sink.get_message(i) for i in range(sink.num_messages())]
+
+
+@pytest.fixture(scope="session")
+def tiny_codec():
+    """A tiny randomly initialised NCSC model (N=8): real coding path, no trained weights needed."""
+    import torch
+
+    from gnuradio.ncsc.codec.coder import NcscCodec
+    from gnuradio.ncsc.codec.model import NcscModel
+
+    torch.manual_seed(0)
+    model = NcscModel(N=8)
+    model.update(force=True)
+    return NcscCodec(model.eval())
+
+
+@pytest.fixture
+def small_image(tmp_path):
+    """A 96x80 RGB test picture with structure (gradients and a square)."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:80, 0:96]
+    img = np.stack([x * 2, y * 3, (x + y) % 256], axis=-1).astype(np.uint8)
+    img[20:50, 30:60] = [200, 40, 90]
+    path = tmp_path / "small.png"
+    Image.fromarray(img).save(path)
+    return path

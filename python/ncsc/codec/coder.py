@@ -63,6 +63,21 @@ class NcscCodec:
             a = op.finish(a @ mat) if mat is not None else op(a)
         return a.numpy().astype(np.int64)
 
+    def full_params(self, hs: torch.Tensor, y_hat: torch.Tensor, rows, cols) -> np.ndarray:
+        """Encoder side: integer head outputs at (rows, cols) from one pass over the whole latent."""
+        ctx = self.ctx(to_fixed(y_hat))[0]
+        return self._head(hs[:, rows, cols].t(), ctx[:, rows, cols].t())
+
+    def step_params(self, hs: torch.Tensor, y_pad: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> np.ndarray:
+        """Decoder side: the same outputs for a few positions, from the decoded part of the latent only.
+
+        ``y_pad`` is the latent at 2**FA with a 2-pixel zero border (undecoded positions are 0).
+        """
+        ar = torch.arange(5)
+        patches = y_pad[:, r[:, None, None] + ar[None, :, None], c[:, None, None] + ar[None, None, :]]
+        patches = patches.permute(1, 0, 2, 3).reshape(r.numel(), -1)
+        return self._head(hs[:, r, c].t(), self.ctx.finish(patches @ self.ctx_matrix))
+
     def _params(self, raw: np.ndarray):
         w, s, mu = quantize_params(raw, FA, self.K, self.M)
         return w.reshape(-1, self.K), s.reshape(-1, self.K), mu.reshape(-1, self.K)
@@ -85,11 +100,10 @@ class NcscCodec:
         z_hat = m.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         y_hat = torch.round(y).clamp(-Y_LIMIT, Y_LIMIT)
         hs = self.hs(to_fixed(z_hat))[0]
-        ctx = self.ctx(to_fixed(y_hat))[0]
         steps = coding_order(y.shape[2], y.shape[3], order)
         rows = np.concatenate([s[0] for s in steps])
         cols = np.concatenate([s[1] for s in steps])
-        raw = self._head(hs[:, rows, cols].t(), ctx[:, rows, cols].t())
+        raw = self.full_params(hs, y_hat, rows, cols)
         wq, sq, mq = self._params(raw)
         values = y_hat[0][:, rows, cols].t().reshape(-1).numpy().astype(np.int64)
         y_string = encode_values(values, wq, sq, mq)
@@ -121,14 +135,10 @@ class NcscCodec:
         hy, wy = 4 * zh, 4 * zw
         y_pad = torch.zeros((self.M, hy + 4, wy + 4), dtype=torch.float64)
         stream = RansStream(y_string)
-        ar = torch.arange(5)
         for rows, cols in coding_order(hy, wy, header.order):
             r = torch.from_numpy(rows)
             c = torch.from_numpy(cols)
-            patches = y_pad[:, r[:, None, None] + ar[None, :, None], c[:, None, None] + ar[None, None, :]]
-            patches = patches.permute(1, 0, 2, 3).reshape(r.numel(), -1)
-            ctx = self.ctx.finish(patches @ self.ctx_matrix)
-            raw = self._head(hs[:, r, c].t(), ctx)
+            raw = self.step_params(hs, y_pad, r, c)
             vals = stream.decode(*self._params(raw))
             y_pad[:, r + 2, c + 2] = torch.from_numpy(vals.reshape(r.numel(), self.M).T * float(2**FA))
         if stream.state[1] != len(y_string):
