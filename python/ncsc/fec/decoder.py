@@ -195,8 +195,8 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
                       out_hard, out_ok, out_iter):
     """One codeword at a time, vectorised over the Z rows of each block row (layer).
 
-    Each block column is kept twice over (length 2Z) so that the cyclically shifted
-    view that a circulant reads is one contiguous slice: no gathers in the hot loop.
+    A circulant with shift s reads lanes s..Z-1 then 0..s-1 of its block column: two
+    contiguous runs, so the hot loops need no gathers.
     """
     n_cw, n_var = llr.shape
     n_cols = n_var // z
@@ -205,7 +205,7 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
     dmax = 0
     for r in range(n_layers):
         dmax = max(dmax, layer_ptr[r + 1] - layer_ptr[r])
-    Ld = np.zeros((n_cols, 2 * z), dtype=np.float32)
+    L = np.zeros(n_var, dtype=np.float32)
     R = np.zeros((n_ent, z), dtype=np.float32)
     Q = np.zeros((dmax, z), dtype=np.float32)
     F = np.zeros((dmax, z), dtype=np.float32)
@@ -219,11 +219,8 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
     zero = np.float32(0.0)
     lim = np.float32(4.0) * _CLIP
     for cw in range(n_cw):
-        for c in range(n_cols):
-            for i in range(z):
-                v = llr[cw, c * z + i]
-                Ld[c, i] = v
-                Ld[c, z + i] = v
+        for v in range(n_var):
+            L[v] = llr[cw, v]
         R[:, :] = 0.0
         ok = False
         it = 0
@@ -233,10 +230,15 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
                 e0 = layer_ptr[r]
                 d = layer_ptr[r + 1] - e0
                 for j in range(d):
-                    c = ent_col[e0 + j]
+                    base = ent_col[e0 + j] * z
                     sh = ent_shift[e0 + j]
-                    for i in range(z):
-                        Q[j, i] = Ld[c, sh + i] - R[e0 + j, i]
+                    Qj = Q[j]
+                    Rj = R[e0 + j]
+                    n1 = z - sh
+                    for i in range(n1):
+                        Qj[i] = L[base + sh + i] - Rj[i]
+                    for i in range(n1, z):
+                        Qj[i] = L[base + sh + i - z] - Rj[i]
                 if algo == 0:
                     for i in range(z):
                         F[0, i] = Q[0, i]
@@ -275,15 +277,15 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
                             mag = max(alpha * mag - beta, zero)
                             R[e0 + j, i] = sgn[i] * mag if q >= zero else -sgn[i] * mag
                 for j in range(d):
-                    c = ent_col[e0 + j]
+                    base = ent_col[e0 + j] * z
                     sh = ent_shift[e0 + j]
-                    for i in range(z):
-                        Ld[c, sh + i] = min(max(Q[j, i] + R[e0 + j, i], -lim), lim)
-                    # Refresh the other copy of the lanes just written.
-                    for i in range(sh, z):
-                        Ld[c, z + i] = Ld[c, i]
-                    for i in range(sh):
-                        Ld[c, i] = Ld[c, z + i]
+                    Qj = Q[j]
+                    Rj = R[e0 + j]
+                    n1 = z - sh
+                    for i in range(n1):
+                        L[base + sh + i] = min(max(Qj[i] + Rj[i], -lim), lim)
+                    for i in range(n1, z):
+                        L[base + sh + i - z] = min(max(Qj[i] + Rj[i], -lim), lim)
             # Zero syndrome ends this codeword early.
             ok = True
             for r in range(n_layers):
@@ -291,19 +293,21 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
                 for i in range(z):
                     par[i] = 0
                 for j in range(layer_ptr[r + 1] - e0):
-                    c = ent_col[e0 + j]
+                    base = ent_col[e0 + j] * z
                     sh = ent_shift[e0 + j]
-                    for i in range(z):
-                        par[i] ^= 1 if Ld[c, sh + i] < zero else 0
+                    n1 = z - sh
+                    for i in range(n1):
+                        par[i] ^= 1 if L[base + sh + i] < zero else 0
+                    for i in range(n1, z):
+                        par[i] ^= 1 if L[base + sh + i - z] < zero else 0
                 acc = 0
                 for i in range(z):
                     acc |= par[i]
                 if acc:
                     ok = False
                     break
-        for c in range(n_cols):
-            for i in range(z):
-                out_hard[cw, c * z + i] = Ld[c, i] < zero
+        for v in range(n_var):
+            out_hard[cw, v] = L[v] < zero
         out_ok[cw] = ok
         out_iter[cw] = it
 
