@@ -165,9 +165,10 @@ def test_cli_round_trip(tmp_path, small_image, monkeypatch, tiny_codec):
 
 @pytest.mark.slow
 def test_shipped_weights_on_a_kodak_image():
-    from gnuradio.ncsc.codec.registry import load_codec, manifest
+    from gnuradio.ncsc.codec.registry import load_codec, manifest, weights_dir
 
     img = need(KODAK / "kodim07.png", "Kodak")
+    need(weights_dir() / "manifest.json", "shipped weights")
     codec = load_codec("mse")
     enc = codec.compress(load_image(img), reconstruct=True)
     dec = codec.decompress(enc["bitstream"])

@@ -120,11 +120,13 @@ def plot(points, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    es = [p["esn0_db"] for p in points]
-    fer = [max(p["fer"], 1e-5) for p in points]
-    ax.semilogy(es, fer, "o-", label="ncsc layered sum-product, 20 it.")
-    ax.semilogy([3.0, 3.5, 4.0], [0.42, 0.0078, 1e-5], "x--", color="gray",
-                label="reference: layered SP 20 it. (ANCHORS.md)")
+    hit = [p for p in points if p["frame_errors"]]
+    ax.semilogy([p["esn0_db"] for p in hit], [p["fer"] for p in hit], "o-", label="ncsc layered sum-product, 20 it.")
+    zero = [p for p in points if not p["frame_errors"]]
+    if zero:
+        ax.semilogy([p["esn0_db"] for p in zero], [1.2e-4] * len(zero), "v", color="C0", alpha=0.6,
+                    label=f"no frame error in {zero[0]['codewords']} codewords")
+    ax.semilogy([3.0, 3.5], [0.42, 0.0078], "x--", color="gray", label="reference: layered SP 20 it. (ANCHORS.md)")
     ax.axhline(1e-2, color="k", lw=0.5, ls=":")
     ax.set_xlabel("Es/N0 (dB)")
     ax.set_ylabel("FER")
@@ -148,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-errors", type=int, default=100)
     p.add_argument("--max-codewords", type=int, default=2000)
     p.add_argument("--no-grfec", action="store_true", help="skip the gr-fec comparison")
+    p.add_argument("--replot", action="store_true", help="only redraw the PNG from an existing link.json")
     args = p.parse_args(argv)
+    if args.replot:
+        plot(json.loads((Path(args.out) / "link.json").read_text())["points"], Path(args.out) / "link_fer.png")
+        return 0
     from tqdm import tqdm
 
     code = nr_code(K, N)
