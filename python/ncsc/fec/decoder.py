@@ -199,7 +199,6 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
     contiguous runs, so the hot loops need no gathers.
     """
     n_cw, n_var = llr.shape
-    n_cols = n_var // z
     n_layers = layer_ptr.size - 1
     n_ent = ent_col.size
     dmax = 0
