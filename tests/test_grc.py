@@ -58,6 +58,8 @@ def test_grc_compiles(grc, tmp_path):
 @needs_grcc
 @pytest.mark.slow
 def test_generated_loopback_runs_headless(tmp_path, small_image):
+    if not (ROOT / "weights" / "manifest.json").exists():
+        pytest.skip("no shipped weights in weights/ (the generated flowgraph loads them)")
     res = _grcc(ROOT / "examples" / "loopback_awgn.grc", tmp_path, ROOT / "grc")
     assert res.returncode == 0, res.stderr
     script = next(tmp_path.glob("*.py"))
@@ -81,11 +83,10 @@ def test_generated_loopback_runs_headless(tmp_path, small_image):
                     reason="cmake and gnuradio-dev are needed for the install test")
 def test_cmake_install_tree(tmp_path):
     build, dest = tmp_path / "build", tmp_path / "dest"
-    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_INSTALL_PREFIX=/usr/local"], check=True,
-                   capture_output=True)
-    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
-    subprocess.run(["cmake", "--install", str(build)], check=True, capture_output=True,
-                   env=dict(os.environ, DESTDIR=str(dest)))
+    for cmd in (["cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_INSTALL_PREFIX=/usr/local"],
+                ["cmake", "--build", str(build)], ["cmake", "--install", str(build)]):
+        res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, DESTDIR=str(dest)))
+        assert res.returncode == 0, res.stdout + res.stderr
     pkg = next(dest.rglob("gnuradio/ncsc/__init__.py")).parent
     blocks = dest / "usr/local/share/gnuradio/grc/blocks"
     assert (blocks / "ncsc_ldpc_decoder.block.yml").exists() and (blocks / "ncsc.tree.yml").exists()

@@ -77,6 +77,20 @@ def rd_terms(out: dict, x: torch.Tensor, metric: str) -> tuple[torch.Tensor, tor
     return bpp, 1 - q, q.detach()
 
 
+def load_init(path: str, model) -> dict:
+    """A state dict from a training checkpoint or a shipped weight file (.pth / .pth.gz)."""
+    from .codec.registry import load_state
+
+    if path.endswith(".gz"):
+        state = load_state(Path(path), None)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = state.get("model", state)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    state.setdefault("context_prediction.mask", model.context_prediction.mask)
+    return state
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.train", description=__doc__.splitlines()[0])
     p.add_argument("--metric", choices=sorted(LAMBDAS), default="mse")
@@ -147,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         step = ck["step"]
         print(f"resumed {ckpt_path} at step {step}", file=sys.stderr)
     elif args.init:
-        sd = torch.load(args.init, map_location=device, weights_only=True)
-        model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
+        model.load_state_dict(load_init(args.init, model), strict=False)
         print(f"initialised from {args.init}", file=sys.stderr)
 
     bf16 = not args.no_bf16
