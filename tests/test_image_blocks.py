@@ -1,0 +1,76 @@
+"""QA of the image-path blocks, each in a real top block."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pmt
+from conftest import run_pdus
+from gnuradio import blocks, gr, ncsc
+
+from gnuradio.ncsc.blocks.pdu import from_pdu, to_pdu
+from gnuradio.ncsc.framing import Framer
+
+
+def test_image_source_emits_bitstreams_and_skips_bad_files(tiny_codec, small_image, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    src = ncsc.image_source(f"{small_image};{bad};{tmp_path / 'missing.png'};{small_image}", codec=tiny_codec)
+    tb = gr.top_block()
+    sink = blocks.message_debug()
+    tb.msg_connect(src, "out", sink, "store")
+    tb.start()
+    src.finished.wait(60)
+    time.sleep(0.1)
+    tb.stop()
+    tb.wait()
+    assert sink.num_messages() == 2 and src.skipped == 2
+    meta, data = from_pdu(sink.get_message(1), np.uint8)
+    assert meta["image_id"] == 1 and meta["bits"] == 8 * data.size and data[:4].tobytes() == b"NCSC"
+
+
+def test_framer_block_emits_one_pdu_per_block():
+    data = np.arange(500, dtype=np.uint16).astype(np.uint8)
+    out = run_pdus(ncsc.framer(), [to_pdu({"image_id": 4}, data)], 3)
+    assert len(out) == 3
+    metas = [from_pdu(m, np.uint8)[0] for m in out]
+    assert [m["block_index"] for m in metas] == [0, 1, 2] and {m["block_count"] for m in metas} == {3}
+    bad = run_pdus(ncsc.framer(), [to_pdu({}, data)], 0, timeout=0.5)  # no image_id: dropped
+    assert bad == []
+
+
+def test_deframer_block_reassembles_and_times_out():
+    f = Framer()
+    blocks_a = f.frame(1, bytes(range(200)) * 2)
+    blocks_b = f.frame(2, bytes(300))
+    pdus = [to_pdu({"block_index": i}, b) for i, b in enumerate(blocks_a[::-1])]  # reversed order
+    pdus.append(to_pdu({}, blocks_b[0]))  # image 2 never completes
+    dfr = ncsc.deframer(timeout=0.5)
+    out = run_pdus(dfr, pdus, 2, timeout=10)
+    metas = [from_pdu(m, np.uint8) for m in out]
+    (m1, d1), (m2, d2) = metas
+    assert m1["status"] == "complete" and d1.tobytes() == bytes(range(200)) * 2
+    assert m2["image_id"] == 2 and m2["status"] == "incomplete" and "timed out" in m2["reason"]
+    assert m2["missing"] == [1] and d2.size == 0 and not dfr.reasm.pending
+
+
+def test_decoder_sink_records_good_and_bad_images(tiny_codec, small_image, tmp_path):
+    from gnuradio.ncsc.imaging import ImageSender
+
+    meta, data = ImageSender(tiny_codec).encode(small_image)
+    meta.update(status="complete", blocks=3, failed=[], missing=[])
+    corrupt = bytearray(data)
+    corrupt[-9] ^= 0xFF
+    sink = ncsc.decoder_sink(str(tmp_path), codec=tiny_codec)
+    pdus = [to_pdu(meta, np.frombuffer(data, np.uint8)),
+            to_pdu(dict(meta, image_id=1), np.frombuffer(bytes(corrupt), np.uint8)),
+            to_pdu(dict(meta, image_id=2, status="incomplete", reason="1 failed", failed=[0]), np.zeros(0, np.uint8)),
+            pmt.intern("garbage")]
+    out = run_pdus(sink, pdus, 3, timeout=60)
+    recs = [from_pdu(m, np.uint8)[0] for m in out]
+    assert [r["status"] for r in recs] == ["ok", "failed", "failed"]
+    assert "CRC" in recs[1]["reason"] and recs[2]["reason"] == "1 failed"
+    assert recs[0]["psnr"] > 5 and 0 < recs[0]["ms_ssim"] <= 1 and recs[0]["symbols"] == 3 * 1152
+    assert (tmp_path / "00000_small.png").exists() and (tmp_path / "00001_small.json").exists()
+    assert sink.n_dropped == 1
