@@ -43,7 +43,8 @@ def test_block_yml_is_complete(path):
 
 def test_every_block_has_a_yml_and_a_module():
     ids = {p.name.split(".")[0] for p in BLOCK_FILES}
-    modules = {p.stem for p in (ROOT / "python" / "ncsc" / "blocks").glob("*.py")} - {"__init__", "pdu"}
+    modules = {p.stem for p in (ROOT / "python" / "ncsc" / "blocks").glob("*.py")
+               if not p.stem.startswith("_") and p.stem != "pdu"}
     assert ids == {f"ncsc_{m}" for m in modules}
 
 

@@ -18,6 +18,9 @@ _BLOCKS = {
     "framer": "framer",
     "deframer": "deframer",
     "decoder_sink": "decoder_sink",
+    "burst_modulator": "burst_modulator",
+    "burst_tx": "burst_tx",
+    "burst_rx": "burst_rx",
 }
 
 

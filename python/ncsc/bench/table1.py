@@ -152,8 +152,9 @@ def evaluate(files, snrs, snr_type, quick, progress=True, seed=0):
                              "decoder": codec.decompress}
         ncsc_bpp = 8 * len(streams["MSE-NCSC"]["data"]) / (h * w)
         streams["JPEG (Pillow default, q=1)"] = {"data": ENCODERS["jpeg-default"](ref, 1), "quality": 1}
-        for method, label in (("jpeg", "JPEG (optimised Huffman)"), ("webp", "WebP"), ("hevc", "HEVC intra (BPG stand-in)"),
-                              ("avif", "AVIF")):
+        labels = (("jpeg", "JPEG (optimised Huffman)"), ("webp", "WebP"), ("hevc", "HEVC intra (BPG stand-in)"),
+                  ("avif", "AVIF"))
+        for method, label in labels:
             targets = {"paper bpp": PAPER_BPP[method], "NCSC bpp": ncsc_bpp}
             for tname, target in targets.items():
                 t = time.perf_counter()

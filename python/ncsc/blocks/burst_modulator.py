@@ -1,0 +1,38 @@
+"""NCSC Burst Modulator: LDPC code bits (u8 PDU, one codeword) -> one burst of complex samples (c32 PDU).
+
+Each burst is followed by ``guard`` zero samples (ramp-down, room for receiver windows).
+
+Preamble, robust header, pilots, the payload in QAM, RRC pulses (see ``gnuradio.ncsc.phy``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..modulation import bits_per_symbol
+from ..phy import BurstTx
+from .pdu import PduBlock, PduError
+
+
+class burst_modulator(PduBlock):  # noqa: N801
+    def __init__(self, sps: int = 4, rolloff: float = 0.35, modulation: str = "16qam", amplitude: float = 0.5,
+                 guard: int = 256):
+        PduBlock.__init__(self, "ncsc_burst_modulator")
+        if int(sps) < 2:
+            raise ValueError("sps must be at least 2")
+        self.tx = BurstTx(int(sps), float(rolloff), modulation)
+        self.bps = bits_per_symbol(modulation)
+        self.amplitude = float(amplitude)
+        self.guard = max(0, int(guard))
+
+    def set_amplitude(self, amplitude: float) -> None:
+        self.amplitude = float(amplitude)
+
+    def process(self, meta, data):
+        if data.size == 0 or data.size % self.bps:
+            raise PduError(f"expected a multiple of {self.bps} code bits, got {data.size}")
+        if data.max() > 1:
+            raise PduError("code bits must be 0 or 1")
+        samples = np.concatenate([self.tx.burst(data) * self.amplitude, np.zeros(self.guard, np.complex64)])
+        meta["burst_samples"] = int(samples.size)
+        return meta, samples
