@@ -104,3 +104,49 @@ def test_cmake_install_tree(tmp_path):
         res = _grcc(ROOT / "examples" / "loopback_awgn.grc", out, blocks,
                     {"PYTHONPATH": str(pkg.parent.parent)})
         assert res.returncode == 0, res.stderr
+
+
+def _generate(name: str, out: Path) -> Path:
+    res = _grcc(ROOT / "examples" / f"{name}.grc", out, ROOT / "grc")
+    assert res.returncode == 0, res.stderr
+    return next(out.glob("*.py"))
+
+
+HARDWARE = {"usrp_rx": "No devices found", "usrp_tx": "No devices found", "hackrf_rx": "HackRF",
+            "hackrf_tx": "HackRF"}
+
+
+@needs_grcc
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(HARDWARE))
+def test_hardware_flowgraphs_fail_with_the_driver_message(name, tmp_path):
+    if not (ROOT / "weights" / "manifest.json").exists():
+        pytest.skip("no shipped weights in weights/ (the flowgraphs load them)")
+    script = _generate(name, tmp_path)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, stdin=subprocess.DEVNULL)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and HARDWARE[name] in out, out[-2000:]
+    tb = out[out.rfind("Traceback"):]
+    assert "gnuradio/ncsc/" not in tb, "the failure must come from the driver, not from gr-ncsc"
+
+
+@needs_grcc
+@pytest.mark.slow
+def test_impaired_loopback_delivers_an_image(tmp_path, small_image):
+    if not (ROOT / "weights" / "manifest.json").exists():
+        pytest.skip("no shipped weights in weights/ (the generated flowgraph loads them)")
+    script = _generate("impaired_loopback", tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, str(script), "-i", str(small_image), "-r", "0", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and not list(out.glob("*.json")):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    records = list(out.glob("*.json"))
+    assert records and '"status": "ok"' in records[0].read_text()

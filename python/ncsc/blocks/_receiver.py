@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pmt
 from gnuradio import gr
@@ -30,9 +33,14 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.chunk = 6 * self.burst_len
         self.buf = np.zeros(0, np.complex64)
         self.base = 0  # absolute index of buf[0]
-        self.done_until = 0  # absolute index up to which bursts were handled
+        self.done_until = -(1 << 62)  # absolute index up to which bursts were handled
         self.stats = {"detected": 0, "decoded_headers": 0, "emitted": 0, "bad_header": 0}
         self.reports = []
+        self.idle_flush = 0.5  # seconds without input after which the buffer is searched to its end
+        self._lock = threading.Lock()
+        self._last_input = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = None
 
     def _process(self, final: bool) -> None:
         """Search the buffer; emit complete bursts; keep what a later burst may still need."""
@@ -40,12 +48,12 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         delay = self.rx.taps.size - 1  # TX pulse + matched filter
         keep_limit = self.buf.size  # a burst cut off by the window end starts here
         for rep in reports:
-            start = self.base + rep.start - delay
+            start = max(self.base + rep.start - delay, 0)
             if start < self.done_until:
                 continue  # handled in the previous window
             n_sym = burst_symbols(rep.header["n_symbols"]) if rep.header else 64
             end = start + n_sym * self.sps
-            if rep.llr is None and rep.header is not None and not final and end > self.base + self.buf.size:
+            if rep.llr is None and not final and start + self.burst_len > self.base + self.buf.size:
                 keep_limit = max(0, start - self.base)
                 break  # the rest of this burst has not arrived yet
             self.done_until = end
@@ -54,7 +62,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
             drop = self.buf.size
         else:
             drop = min(keep_limit, max(self.done_until - self.base, self.buf.size - self.burst_len))
-        drop = max(0, min(drop, self.buf.size))
+        drop = max(0, min(int(drop), self.buf.size))
         self.buf = self.buf[drop:]
         self.base += drop
 
@@ -75,22 +83,44 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(info, rep.llr.astype(np.float32)))
         self.stats["emitted"] += 1
 
+    def _safe_process(self, final: bool) -> None:
+        try:
+            self._process(final)
+        except Exception as exc:  # noqa: BLE001 - never die on one bad stretch of samples
+            self.logger.error(f"burst search failed, skipping {self.buf.size} samples: {exc}")
+            self.base += self.buf.size
+            self.buf = self.buf[:0]
+
     def work(self, input_items, output_items):
-        self.buf = np.concatenate([self.buf, input_items[0]])
-        if self.buf.size >= self.chunk:
-            try:
-                self._process(final=False)
-            except Exception as exc:  # noqa: BLE001 - never die on one bad stretch of samples
-                self.logger.error(f"burst search failed, skipping {self.buf.size} samples: {exc}")
-                self.base += self.buf.size
-                self.buf = self.buf[:0]
+        with self._lock:
+            self._last_input = time.monotonic()
+            self.buf = np.concatenate([self.buf, input_items[0]])
+            if self.buf.size >= self.chunk:
+                self._safe_process(final=False)
         return len(input_items[0])
 
     def flush(self) -> None:
-        """Process what is buffered (end of stream)."""
-        if self.buf.size:
-            self._process(final=True)
+        """Search what is buffered to its end (end of stream, or a transmitter gone quiet)."""
+        with self._lock:
+            if self.buf.size:
+                self._safe_process(final=True)
+
+    def _watch(self):
+        # A transmitter that sends only bursts leaves the last ones in the buffer: search them
+        # once no sample has come for idle_flush seconds.
+        while not self._stop.wait(0.1):
+            if self.buf.size and time.monotonic() - self._last_input > self.idle_flush:
+                self.flush()
+
+    def start(self):
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="ncsc_burst_receiver_idle", daemon=True)
+        self._thread.start()
+        return True
 
     def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         self.flush()
         return True
