@@ -58,10 +58,12 @@ def test_burst_rx_streams_through_an_impaired_channel():
     sink = blocks.message_debug()
     tb.connect(src, rx)
     tb.msg_connect(rx, "out", sink, "store")
-    tb.run()  # the source ends: the receiver flushes on stop
-    deadline = time.time() + 20
+    tb.start()  # when the samples stop coming, the receiver searches its buffer to the end
+    deadline = time.time() + 60
     while sink.num_messages() < 6 and time.time() < deadline:
         time.sleep(0.05)
+    tb.stop()
+    tb.wait()
     got = [from_pdu(sink.get_message(i), np.uint8) for i in range(sink.num_messages())]
     assert len(got) == 6
     for (meta, dec), b in zip(got, bits, strict=True):
