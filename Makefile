@@ -9,7 +9,7 @@ SITE := $(VENV)/lib/python3.11/site-packages
 STAMP := $(VENV)/.ncsc-setup
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv demo test lint bench-link bench-codec bench-table1 train train-msssim install clean
+.PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-table1 bench-determinism train train-msssim install clean
 
 setup: apt $(STAMP)
 	@test -L $(SITE)/gnuradio/ncsc || (mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc)
@@ -44,13 +44,22 @@ bench-link: setup
 bench-codec: setup
 	$(PY) -m gnuradio.ncsc.bench.codec
 
+bench-ota: setup
+	$(PY) -m gnuradio.ncsc.bench.ota
+
+bench-table1: setup
+	$(PY) -m gnuradio.ncsc.bench.table1
+
+bench-determinism: setup
+	$(PY) -m gnuradio.ncsc.bench.determinism --images ../shared/data/kodak
+
 # Training resumes from its checkpoint (kept out of git, under ~/.cache/gr-ncsc).
 CKPT ?= $(HOME)/.cache/gr-ncsc
 train: setup
 	$(PY) -m gnuradio.ncsc.train --metric mse --out $(CKPT)/train-mse
 
 train-msssim: setup
-	$(PY) -m gnuradio.ncsc.train --metric ms-ssim --out $(CKPT)/train-msssim --init weights/ncsc-mse-q1.pth
+	$(PY) -m gnuradio.ncsc.train --metric ms-ssim --out $(CKPT)/train-msssim --init weights/ncsc-mse-q1.pth.gz
 
 install: apt
 	cmake -S . -B build && cmake --build build && cmake --install build

@@ -74,3 +74,30 @@ def test_decoder_sink_records_good_and_bad_images(tiny_codec, small_image, tmp_p
     assert recs[0]["psnr"] > 5 and 0 < recs[0]["ms_ssim"] <= 1 and recs[0]["symbols"] == 3 * 1152
     assert (tmp_path / "00000_small.png").exists() and (tmp_path / "00001_small.json").exists()
     assert sink.n_dropped == 1
+
+
+def test_image_viewer_shows_decoded_images(tiny_codec, small_image, tmp_path, monkeypatch):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    from PyQt5 import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    viewer = ncsc.image_viewer("test")
+    png = np.frombuffer(small_image.read_bytes(), np.uint8)
+    pdus = [to_pdu({"name": "a", "status": "ok", "bpp": 0.1, "psnr": 30.0}, png),
+            to_pdu({"name": "b", "status": "failed", "reason": "CRC"}, np.zeros(0, np.uint8)),
+            pmt.intern("junk")]
+    tb = gr.top_block()
+    from gnuradio import pdu
+
+    feeder = pdu.pdu_filter(pmt.intern("never"), pmt.PMT_T)  # a quiet upstream: the viewer needs a peer
+    tb.msg_connect(feeder, "pdus", viewer, "in")
+    tb.start()
+    for p in pdus:
+        viewer.to_basic_block()._post(pmt.intern("in"), p)
+    deadline = time.time() + 10
+    while viewer.shown < 2 and time.time() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    tb.stop()
+    tb.wait()
+    assert viewer.shown == 2 and "CRC" in viewer._caption.text()

@@ -21,6 +21,7 @@ _BLOCKS = {
     "burst_modulator": "burst_modulator",
     "burst_tx": "burst_tx",
     "burst_rx": "burst_rx",
+    "image_viewer": "image_viewer",
 }
 
 

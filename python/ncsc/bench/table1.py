@@ -88,9 +88,18 @@ def classical_decode(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def rate_match(img: np.ndarray, method: str, target_bpp: float) -> tuple[bytes, int]:
-    """Highest quality in 1..100 with bpp <= target (quality 1 when nothing reaches it)."""
-    enc = ENCODERS[method]
+def rate_match(img: np.ndarray, method: str, target_bpp: float, cache: dict | None = None) -> tuple[bytes, int]:
+    """Highest quality in 1..100 with bpp <= target (quality 1 when nothing reaches it).
+
+    ``cache`` (quality -> bytes) lets several targets on one image share encodes.
+    """
+    cache = {} if cache is None else cache
+
+    def enc(img, q):
+        if q not in cache:
+            cache[q] = ENCODERS[method](img, q)
+        return cache[q]
+
     pixels = img.shape[0] * img.shape[1]
     lo, hi, best = 1, 100, None
     while lo <= hi:
@@ -129,69 +138,96 @@ class Link:
 
 
 # -- driver ----------------------------------------------------------------------------------------
-def evaluate(files, snrs, snr_type, quick, progress=True, seed=0):
+_CODECS = {}
+
+
+def _init_worker(threads: int) -> None:
     import torch
-    from tqdm import tqdm
 
     from ..codec.registry import load_codec
 
-    codecs = {"MSE-NCSC": load_codec("mse"), "MSS-NCSC": load_codec("ms-ssim")}
-    gray = None
-    rows = []
-    visuals = {}
-    for idx, f in enumerate(tqdm(files, desc="table1", disable=not progress)):
-        x = load_image(f)
-        ref = to_array(x)
-        h, w = ref.shape[:2]
-        gray = np.full_like(ref, 128)
-        streams = {}
-        t0 = time.perf_counter()
-        for name, codec in codecs.items():
+    torch.set_num_threads(threads)
+    _CODECS["MSE-NCSC"] = load_codec("mse")
+    _CODECS["MSS-NCSC"] = load_codec("ms-ssim")
+
+
+def evaluate_image(job) -> tuple[list[dict], dict]:
+    """All methods and SNRs on one image: (rows, {method: decoded image at the table SNR})."""
+    import torch
+
+    idx, f, snrs, snr_type, table_snr, seed = job
+    x = load_image(f)
+    ref = to_array(x)
+    h, w = ref.shape[:2]
+    gray = np.full_like(ref, 128)
+    streams = {}
+    for name, codec in _CODECS.items():
+        t = time.perf_counter()
+        with torch.no_grad():
+            data = codec.compress(x)["bitstream"]
+        streams[name] = {"data": data, "encode_s": time.perf_counter() - t, "decoder": codec.decompress}
+    ncsc_bpp = 8 * len(streams["MSE-NCSC"]["data"]) / (h * w)
+    streams["JPEG (Pillow default, q=1)"] = {"data": ENCODERS["jpeg-default"](ref, 1), "quality": 1}
+    labels = (("jpeg", "JPEG (optimised Huffman)"), ("webp", "WebP"), ("hevc", "HEVC intra (BPG stand-in)"),
+              ("avif", "AVIF"))
+    for method, label in labels:
+        cache: dict = {}
+        for tname, target in (("paper bpp", PAPER_BPP[method]), ("NCSC bpp", ncsc_bpp)):
             t = time.perf_counter()
-            streams[name] = {"data": codec.compress(x)["bitstream"], "encode_s": time.perf_counter() - t,
-                             "decoder": codec.decompress}
-        ncsc_bpp = 8 * len(streams["MSE-NCSC"]["data"]) / (h * w)
-        streams["JPEG (Pillow default, q=1)"] = {"data": ENCODERS["jpeg-default"](ref, 1), "quality": 1}
-        labels = (("jpeg", "JPEG (optimised Huffman)"), ("webp", "WebP"), ("hevc", "HEVC intra (BPG stand-in)"),
-                  ("avif", "AVIF"))
-        for method, label in labels:
-            targets = {"paper bpp": PAPER_BPP[method], "NCSC bpp": ncsc_bpp}
-            for tname, target in targets.items():
-                t = time.perf_counter()
-                data, q = rate_match(ref, method, target)
-                streams[f"{label} @ {tname}"] = {"data": data, "quality": q, "encode_s": time.perf_counter() - t}
-        del t0
-        decoded_cache = {}
-        for snr in snrs:
-            link = Link(snr, snr_type, seed=seed + 1000 * idx + int(10 * snr))
-            for name, s in streams.items():
-                got, cws, failed = link.send(s["data"], idx)
-                ok = got is not None
-                out = None
-                if ok:
-                    key = (name, hash(got))
-                    if key not in decoded_cache:
-                        try:
-                            t = time.perf_counter()
-                            with torch.no_grad():
-                                out = (to_array(s["decoder"](got)["x_hat"]) if "decoder" in s
-                                       else classical_decode(got))
-                            decoded_cache[key] = (out, time.perf_counter() - t)
-                        except Exception:  # noqa: BLE001 - an undecodable stream is a failed image
-                            decoded_cache[key] = (None, 0.0)
-                    out, dec_s = decoded_cache[key]
-                    ok = out is not None and out.shape == ref.shape
-                img = out if ok else gray
-                bits = 8 * len(s["data"])
-                rows.append({"image": Path(f).name, "method": name, "snr_db": snr, "snr_type": snr_type,
-                             "bits": bits, "bpp": bits / (h * w), "to_symbols": bits * 3 / 4,
-                             "symbols": cws * (N // 4), "codewords": cws, "failed_codewords": failed,
-                             "bcr": cws * (N // 4) / (3 * h * w), "decoded": bool(ok), "psnr": psnr(ref, img),
-                             "ms_ssim": ms_ssim(ref, img), "quality": s.get("quality"),
-                             "encode_s": s.get("encode_s", 0.0), "decode_s": decoded_cache.get(
-                                 (name, hash(got)), (None, 0.0))[1] if got is not None else 0.0})
-                if Path(f).stem == "kodim07" and abs(snr - 3.0) < 1e-9:
-                    visuals[name] = img
+            data, q = rate_match(ref, method, target, cache)
+            streams[f"{label} @ {tname}"] = {"data": data, "quality": q, "encode_s": time.perf_counter() - t}
+    decoded: dict = {}
+    rows, visuals = [], {}
+    for snr in snrs:
+        link = Link(snr, snr_type, seed=seed + 1000 * idx + int(10 * snr))
+        for name, s in streams.items():
+            got, cws, failed = link.send(s["data"], idx)
+            out, dec_s = None, 0.0
+            if got is not None:
+                key = (name, got)
+                if key not in decoded:
+                    t = time.perf_counter()
+                    try:
+                        with torch.no_grad():
+                            img = to_array(s["decoder"](got)["x_hat"]) if "decoder" in s else classical_decode(got)
+                        decoded[key] = (img if img.shape == ref.shape else None, time.perf_counter() - t)
+                    except Exception:  # noqa: BLE001 - an undecodable stream is a failed image
+                        decoded[key] = (None, 0.0)
+                out, dec_s = decoded[key]
+            ok = out is not None
+            img = out if ok else gray
+            bits = 8 * len(s["data"])
+            rows.append({"image": Path(f).name, "method": name, "snr_db": snr, "snr_type": snr_type, "bits": bits,
+                         "bpp": bits / (h * w), "to_symbols": bits * 3 / 4, "symbols": cws * (N // 4),
+                         "codewords": cws, "failed_codewords": failed, "bcr": cws * (N // 4) / (3 * h * w),
+                         "decoded": bool(ok), "psnr": psnr(ref, img), "ms_ssim": ms_ssim(ref, img),
+                         "quality": s.get("quality"), "encode_s": s.get("encode_s", 0.0), "decode_s": dec_s})
+            if abs(snr - table_snr) < 1e-9:
+                visuals[name] = img
+    return rows, visuals
+
+
+def evaluate(files, snrs, snr_type, table_snr, jobs=2, progress=True, seed=0):
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    work = [(i, f, snrs, snr_type, table_snr, seed) for i, f in enumerate(files)]
+    rows, visuals = [], {}
+    threads = max(1, 2 // max(1, jobs))
+    if jobs <= 1:
+        _init_worker(threads)
+        results = map(evaluate_image, work)
+    else:
+        pool = get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(threads,))
+        results = pool.imap(evaluate_image, work)
+    for (r, v), job in zip(tqdm(results, total=len(work), desc="table1", disable=not progress), work, strict=False):
+        rows += r
+        if Path(job[1]).stem == "kodim07":
+            visuals = v
+    if jobs > 1:
+        pool.close()
+        pool.join()
     return rows, visuals
 
 
@@ -281,11 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweep", default="0:10:1", help="SNR sweep for the cliff plot, start:stop:step (dB)")
     p.add_argument("--quick", action="store_true", help="3 images and one SNR")
     p.add_argument("--out", default="results")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--jobs", type=int, default=2, help="images coded in parallel (processes)")
     args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
     folder = Path(args.images)
     if not folder.is_dir():
         print(f"error: image folder {folder} not found (pass --images DIR)", file=sys.stderr)
@@ -297,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         a, b, c = (float(v) for v in args.sweep.split(":"))
         snrs = sorted(set(np.round(np.arange(a, b + 1e-9, c), 3).tolist()) | {args.snr})
-    rows, visuals = evaluate(files, snrs, args.snr_type, args.quick)
+    rows, visuals = evaluate(files, snrs, args.snr_type, args.snr, jobs=args.jobs)
     summary = summarize(rows, args.snr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
