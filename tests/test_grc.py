@@ -150,3 +150,15 @@ def test_impaired_loopback_delivers_an_image(tmp_path, small_image):
         proc.wait(timeout=30)
     records = list(out.glob("*.json"))
     assert records and '"status": "ok"' in records[0].read_text()
+
+
+def test_flowgraph_imports_stay_light():
+    """GRC evaluates a flowgraph's imports in its GTK process, where importing CompressAI crashes it:
+    the .grc files may only import gnuradio.ncsc.samples, which must not pull torch in."""
+    for grc in GRC_FILES:
+        for block in yaml.safe_load(grc.read_text())["blocks"]:
+            if block["id"] == "import":
+                assert block["parameters"]["imports"] == "from gnuradio.ncsc.samples import default_image"
+    code = "import sys, gnuradio.ncsc.samples as s; s.default_image(); print('torch' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "False"

@@ -20,15 +20,11 @@ from .blocks.ldpc_encoder import ldpc_encoder
 from .blocks.qam_mapper import qam_mapper
 from .blocks.soft_demapper import soft_demapper
 from .modulation import bits_per_symbol
+from .samples import default_image
+
+__all__ = ["LoopbackAwgn", "default_image"]
 
 K, N = 1536, 4608
-
-
-def default_image() -> str:
-    """A photo that a dependency ships (matplotlib's sample data), so the demo needs no data set."""
-    from matplotlib import cbook
-
-    return str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
 class LoopbackAwgn(gr.top_block):
