@@ -22,6 +22,7 @@ from .model import NcscModel
 
 log = logging.getLogger(__name__)
 ORDERS = ("wavefront", "raster")
+SYNTH_THREADS = 2
 Y_LIMIT = 1 << 15
 
 
@@ -116,7 +117,16 @@ class NcscCodec:
         return out
 
     def _synthesize(self, y_hat: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        return self.model.g_s(y_hat.float()).clamp_(0, 1)[..., :h, :w]
+        # Float convolutions round differently with a different number of threads (a few pixels
+        # move by one level), so the synthesis always runs with the same thread team, whatever
+        # the caller set: the encoder's reconstruction and the decoder's output are then
+        # bit-identical on the same software stack. (The probability path needs no such care.)
+        before = torch.get_num_threads()
+        torch.set_num_threads(SYNTH_THREADS)
+        try:
+            return self.model.g_s(y_hat.float()).clamp_(0, 1)[..., :h, :w]
+        finally:
+            torch.set_num_threads(before)
 
     @torch.no_grad()
     def decompress(self, data: bytes) -> dict:
