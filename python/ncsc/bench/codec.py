@@ -87,7 +87,7 @@ def plot(results: dict, path: Path) -> None:
         ax.set_xlabel("bpp")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="center right")
     fig.suptitle("NCSC on Kodak", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -103,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="results")
     p.add_argument("--weights-dir", default=None)
+    p.add_argument("--replot", action="store_true", help="only redraw the PNG from an existing codec.json")
     args = p.parse_args(argv)
+    if args.replot:
+        plot(json.loads((Path(args.out) / "codec.json").read_text())["results"], Path(args.out) / "codec_rd.png")
+        return 0
     torch.set_num_threads(args.threads)
     folder = Path(args.images)
     if not folder.is_dir():
