@@ -27,6 +27,23 @@ def _grcc(grc: Path, out: Path, blocks_path: Path, env_extra=None):
                           env=env, timeout=300)
 
 
+def _run_until_record(cmd: list[str], out: Path, timeout: float = 240) -> str:
+    """Run a generated flowgraph (it never ends by itself) until its sink writes a JSON record."""
+    proc = subprocess.Popen(cmd + ["-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=out.parent)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and not list(out.glob("*.json")):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    records = list(out.glob("*.json"))
+    assert records, "no record written"
+    return records[0].read_text()
+
+
 @pytest.mark.parametrize("path", BLOCK_FILES, ids=lambda p: p.name)
 def test_block_yml_is_complete(path):
     spec = yaml.safe_load(path.read_text())
@@ -64,19 +81,8 @@ def test_generated_loopback_runs_headless(tmp_path, small_image):
     res = _grcc(ROOT / "examples" / "loopback_awgn.grc", tmp_path, ROOT / "grc")
     assert res.returncode == 0, res.stderr
     script = next(tmp_path.glob("*.py"))
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, str(script), "-i", str(small_image), "-s", "8", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and not list(out.glob("*.json")):
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.5)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    records = list(out.glob("*.json"))
-    assert records and '"status": "ok"' in records[0].read_text()
+    record = _run_until_record([sys.executable, str(script), "-i", str(small_image), "-s", "8"], tmp_path / "out")
+    assert '"status": "ok"' in record
 
 
 @pytest.mark.slow
@@ -137,19 +143,8 @@ def test_impaired_loopback_delivers_an_image(tmp_path, small_image):
     if not (ROOT / "weights" / "manifest.json").exists():
         pytest.skip("no shipped weights in weights/ (the generated flowgraph loads them)")
     script = _generate("impaired_loopback", tmp_path)
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, str(script), "-i", str(small_image), "-r", "0", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and not list(out.glob("*.json")):
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.5)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    records = list(out.glob("*.json"))
-    assert records and '"status": "ok"' in records[0].read_text()
+    record = _run_until_record([sys.executable, str(script), "-i", str(small_image), "-r", "0"], tmp_path / "out")
+    assert '"status": "ok"' in record
 
 
 def test_flowgraph_imports_stay_light():

@@ -66,6 +66,53 @@ def _boxplus(a, b):
     return m + _corr(abs(a + b)) - _corr(abs(a - b))
 
 
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _check_node(Q, F, B, R, e0, d, lanes, algo, alpha, beta, min1, min2, amin, sgn):
+    """New check-to-variable messages R[e0:e0+d, :lanes] from the extrinsic inputs Q[:d, :lanes].
+
+    Shared by both kernels; the lanes are codewords (generic codes) or the Z rows of a
+    circulant layer (QC codes).
+    """
+    zero = np.float32(0.0)
+    if algo == 0:
+        # Forward-backward boxplus: F[j] = Q[0..j], B[j] = Q[j..d-1].
+        for i in range(lanes):
+            F[0, i] = Q[0, i]
+            B[d - 1, i] = Q[d - 1, i]
+        for j in range(1, d - 1):
+            for i in range(lanes):
+                F[j, i] = _boxplus(F[j - 1, i], Q[j, i])
+        for j in range(d - 2, 0, -1):
+            for i in range(lanes):
+                B[j, i] = _boxplus(B[j + 1, i], Q[j, i])
+        for i in range(lanes):
+            R[e0, i] = min(max(B[1, i], -_CLIP), _CLIP)
+            R[e0 + d - 1, i] = min(max(F[d - 2, i], -_CLIP), _CLIP)
+        for j in range(1, d - 1):
+            for i in range(lanes):
+                R[e0 + j, i] = min(max(_boxplus(F[j - 1, i], B[j + 1, i]), -_CLIP), _CLIP)
+    else:
+        for i in range(lanes):
+            min1[i] = _CLIP
+            min2[i] = _CLIP
+            amin[i] = -1
+            sgn[i] = np.float32(1.0)
+        for j in range(d):
+            for i in range(lanes):
+                q = Q[j, i]
+                a = abs(q)
+                m1 = min1[i]
+                min2[i] = min(min2[i], max(a, m1))
+                amin[i] = j if a < m1 else amin[i]
+                min1[i] = min(m1, a)
+                sgn[i] = sgn[i] if q >= zero else -sgn[i]
+        for j in range(d):
+            for i in range(lanes):
+                mag = min2[i] if amin[i] == j else min1[i]
+                mag = max(alpha * mag - beta, zero)
+                R[e0 + j, i] = sgn[i] * mag if Q[j, i] >= zero else -sgn[i] * mag
+
+
 @nb.njit(cache=True, fastmath=True, nogil=True)
 def _decode_kernel(llr, row_ptr, col_idx, max_iter, algo, alpha, beta, out_hard, out_ok, out_iter):
     n_cw, n_var = llr.shape
@@ -87,7 +134,6 @@ def _decode_kernel(llr, row_ptr, col_idx, max_iter, algo, alpha, beta, out_hard,
     bad = np.empty(LANES, dtype=np.int32)
     lane_cw = np.full(LANES, -1, dtype=np.int64)
     lane_it = np.zeros(LANES, dtype=np.int64)
-    one = np.float32(1.0)
     zero = np.float32(0.0)
     lim = np.float32(4.0) * _CLIP
     next_cw = 0
@@ -117,54 +163,11 @@ def _decode_kernel(llr, row_ptr, col_idx, max_iter, algo, alpha, beta, out_hard,
                 v = col_idx[s + j]
                 for b in range(LANES):
                     Q[j, b] = L[v, b] - R[s + j, b]
-            if algo == 0:
-                # Forward-backward boxplus: F[j] = Q[0..j], B[j] = Q[j..d-1].
+            _check_node(Q, F, B, R, s, d, LANES, algo, alpha, beta, min1, min2, amin, sgn)
+            for j in range(d):
+                v = col_idx[s + j]
                 for b in range(LANES):
-                    F[0, b] = Q[0, b]
-                    B[d - 1, b] = Q[d - 1, b]
-                for j in range(1, d - 1):
-                    for b in range(LANES):
-                        F[j, b] = _boxplus(F[j - 1, b], Q[j, b])
-                for j in range(d - 2, 0, -1):
-                    for b in range(LANES):
-                        B[j, b] = _boxplus(B[j + 1, b], Q[j, b])
-                for j in range(d):
-                    v = col_idx[s + j]
-                    for b in range(LANES):
-                        if j == 0:
-                            rn = B[1, b]
-                        elif j == d - 1:
-                            rn = F[d - 2, b]
-                        else:
-                            rn = _boxplus(F[j - 1, b], B[j + 1, b])
-                        rn = min(max(rn, -_CLIP), _CLIP)
-                        R[s + j, b] = rn
-                        L[v, b] = min(max(Q[j, b] + rn, -lim), lim)
-            else:
-                for b in range(LANES):
-                    min1[b] = _CLIP
-                    min2[b] = _CLIP
-                    amin[b] = -1
-                    sgn[b] = one
-                for j in range(d):
-                    for b in range(LANES):
-                        q = Q[j, b]
-                        a = abs(q)
-                        m1 = min1[b]
-                        min2[b] = min(min2[b], max(a, m1))
-                        amin[b] = j if a < m1 else amin[b]
-                        min1[b] = min(m1, a)
-                        sgn[b] = sgn[b] if q >= zero else -sgn[b]
-                for j in range(d):
-                    v = col_idx[s + j]
-                    for b in range(LANES):
-                        q = Q[j, b]
-                        mag = min2[b] if amin[b] == j else min1[b]
-                        mag = max(alpha * mag - beta, zero)
-                        sg = sgn[b] if q >= zero else -sgn[b]
-                        rn = sg * mag
-                        R[s + j, b] = rn
-                        L[v, b] = min(max(q + rn, -lim), lim)
+                    L[v, b] = min(max(Q[j, b] + R[s + j, b], -lim), lim)
         # Syndrome of the hard decisions, then retire finished lanes.
         for b in range(LANES):
             bad[b] = 0
@@ -214,7 +217,6 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
     amin = np.empty(z, dtype=np.int32)
     sgn = np.empty(z, dtype=np.float32)
     par = np.empty(z, dtype=np.int32)
-    one = np.float32(1.0)
     zero = np.float32(0.0)
     lim = np.float32(4.0) * _CLIP
     for cw in range(n_cw):
@@ -238,43 +240,7 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
                         Qj[i] = L[base + sh + i] - Rj[i]
                     for i in range(n1, z):
                         Qj[i] = L[base + sh + i - z] - Rj[i]
-                if algo == 0:
-                    for i in range(z):
-                        F[0, i] = Q[0, i]
-                        B[d - 1, i] = Q[d - 1, i]
-                    for j in range(1, d - 1):
-                        for i in range(z):
-                            F[j, i] = _boxplus(F[j - 1, i], Q[j, i])
-                    for j in range(d - 2, 0, -1):
-                        for i in range(z):
-                            B[j, i] = _boxplus(B[j + 1, i], Q[j, i])
-                    for i in range(z):
-                        R[e0, i] = min(max(B[1, i], -_CLIP), _CLIP)
-                        R[e0 + d - 1, i] = min(max(F[d - 2, i], -_CLIP), _CLIP)
-                    for j in range(1, d - 1):
-                        for i in range(z):
-                            R[e0 + j, i] = min(max(_boxplus(F[j - 1, i], B[j + 1, i]), -_CLIP), _CLIP)
-                else:
-                    for i in range(z):
-                        min1[i] = _CLIP
-                        min2[i] = _CLIP
-                        amin[i] = -1
-                        sgn[i] = one
-                    for j in range(d):
-                        for i in range(z):
-                            q = Q[j, i]
-                            a = abs(q)
-                            m1 = min1[i]
-                            min2[i] = min(min2[i], max(a, m1))
-                            amin[i] = j if a < m1 else amin[i]
-                            min1[i] = min(m1, a)
-                            sgn[i] = sgn[i] if q >= zero else -sgn[i]
-                    for j in range(d):
-                        for i in range(z):
-                            q = Q[j, i]
-                            mag = min2[i] if amin[i] == j else min1[i]
-                            mag = max(alpha * mag - beta, zero)
-                            R[e0 + j, i] = sgn[i] * mag if q >= zero else -sgn[i] * mag
+                _check_node(Q, F, B, R, e0, d, z, algo, alpha, beta, min1, min2, amin, sgn)
                 for j in range(d):
                     base = ent_col[e0 + j] * z
                     sh = ent_shift[e0 + j]
