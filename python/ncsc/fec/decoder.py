@@ -1,11 +1,11 @@
-"""Layered LDPC decoder, compiled with numba and vectorised across codewords.
+"""Layered LDPC decoder, compiled with numba and vectorised over independent lanes.
 
 Why this shape: the layered (row-serial) schedule converges in about half the
-iterations of flooding, and running ``LANES`` codewords side by side in the
-innermost loop lets the compiler use SIMD for every check-node update without
-gathers. A lane whose codeword has converged (zero syndrome) or run out of
-iterations is refilled with the next codeword at once, so one slow codeword
-never holds up the others.
+iterations of flooding. The innermost loops run over independent lanes so that the
+compiler uses SIMD without gathers: for quasi-cyclic (5G NR) codes the Z rows of a
+circulant layer, read as two contiguous runs; for other codes ``LANES`` codewords side by
+side, where a lane whose codeword has converged (zero syndrome) or run out of
+iterations is refilled with the next codeword at once.
 
 LLR convention: ``log(P(b=1)/P(b=0))``; a positive LLR decodes to 1.
 """
@@ -280,10 +280,12 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
 class LdpcDecoder:
     """Layered belief-propagation decoder for an :class:`LdpcCode`.
 
-    ``algorithm``: ``sum-product`` (exact check-node rule, the default: it is the
-    one that meets FER 1e-2 at Es/N0 3.5 dB on the default link), or the cheaper
-    ``normalized-min-sum`` (scale ``alpha``), ``offset-min-sum`` (offset ``beta``)
-    and plain ``min-sum``.
+    ``algorithm``: ``sum-product`` (the default: the exact boxplus check-node rule with
+    log(1+e^-x) taken from 8 tangent lines, max error 0.008; it meets FER 1e-2 at Es/N0
+    3.5 dB on the default link), or the cheaper but weaker ``normalized-min-sum`` (scale
+    ``alpha``), ``offset-min-sum`` (offset ``beta``) and plain ``min-sum``. 5G NR codes use
+    the quasi-cyclic kernel (lanes = the Z rows of a circulant); other codes the generic one
+    (lanes = 64 codewords).
     """
 
     def __init__(self, code: LdpcCode, algorithm: str = "sum-product", max_iter: int = 20,
