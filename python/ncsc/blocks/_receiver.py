@@ -39,6 +39,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.idle_flush = 0.5  # seconds without input after which the buffer is searched to its end
         self._lock = threading.Lock()
         self._last_input = time.monotonic()
+        self._dirty = False
         self._stop = threading.Event()
         self._thread = None
 
@@ -94,6 +95,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
     def work(self, input_items, output_items):
         with self._lock:
             self._last_input = time.monotonic()
+            self._dirty = True
             self.buf = np.concatenate([self.buf, input_items[0]])
             if self.buf.size >= self.chunk:
                 self._safe_process(final=False)
@@ -106,11 +108,15 @@ class burst_receiver(gr.sync_block):  # noqa: N801
                 self._safe_process(final=True)
 
     def _watch(self):
-        # A transmitter that sends only bursts leaves the last ones in the buffer: search them
-        # once no sample has come for idle_flush seconds.
+        # A transmitter that sends only bursts leaves the last ones in the buffer: search it once
+        # no sample has come for idle_flush seconds. Not as the end of the stream, though: a
+        # stall of a loaded machine looks the same, so a burst cut off at the end stays buffered.
         while not self._stop.wait(0.1):
-            if self.buf.size and time.monotonic() - self._last_input > self.idle_flush:
-                self.flush()
+            if self._dirty and time.monotonic() - self._last_input > self.idle_flush:
+                with self._lock:
+                    self._dirty = False
+                    if self.buf.size:
+                        self._safe_process(final=False)
 
     def start(self):
         self._stop.clear()

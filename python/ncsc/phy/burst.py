@@ -335,32 +335,39 @@ class BurstRx:
         s *= np.exp(-1j * (icpt + slope * k))
         cfo += slope / (2 * np.pi)
 
-        def taps_matrix(start, count):
-            """Rows: symbol j's neighbourhood (j-2..j+2), its conjugate and a constant (DC)."""
+        def taps_matrix(start, count, half):
+            """Rows: symbol j's neighbourhood (j-half..j+half), its conjugate and a constant (DC)."""
             rows = start + np.arange(count) + half_taps
-            a = np.stack([s[rows + d] for d in range(-half_taps, half_taps + 1)], axis=1)
+            a = np.stack([s[rows + d] for d in range(-half, half + 1)], axis=1)
             return np.concatenate([a, np.conj(a), np.ones((count, 1))], axis=1)
 
-        # Second pass: a widely linear symbol-spaced equaliser trained by least squares on
-        # the preamble and the now-known header (256 symbols): it absorbs gain, phase, a short
-        # multipath channel, IQ imbalance and DC at once.
-        known = np.concatenate([PREAMBLE, hdr_known * HDR_ROT])
-        w, *_ = np.linalg.lstsq(taps_matrix(0, known.size), known.astype(np.complex128), rcond=None)
-        if not np.all(np.isfinite(w)):
+        def track(body):
+            """Phase and gain from the pilots, smoothed in the complex plane over PILOT_SMOOTH
+            pilots (no unwrapping of noisy phases) and interpolated; returns (body, noise var)."""
+            smooth = _smooth(body[pp], PILOT_SMOOTH)
+            ph = np.unwrap(np.angle(smooth))
+            amp = np.interp(np.arange(body_len), pp, np.abs(smooth))
+            body = body * np.exp(-1j * np.interp(np.arange(body_len), pp, ph)) / np.maximum(amp, 1e-9)
+            m = min(PILOT_SMOOTH, pp.size)
+            return body, max(float(np.mean(np.abs(body[pp] - 1) ** 2)) * m / max(m - 1, 1), 1e-4)
+
+        # Second pass: widely linear symbol-spaced equalisers trained by least squares on the
+        # preamble and the now-known header (256 symbols): they absorb gain, phase, IQ imbalance,
+        # DC and, with more taps, a short multipath channel. A 1-tap and an EQ_TAPS-tap one are
+        # both tried; the payload pilots (not used in training) pick the better: more taps cost
+        # estimation noise where the channel has no echoes.
+        known = np.concatenate([PREAMBLE, hdr_known * HDR_ROT]).astype(np.complex128)
+        best = None
+        for half in sorted({0, half_taps}):
+            w, *_ = np.linalg.lstsq(taps_matrix(0, known.size, half), known, rcond=None)
+            if not np.all(np.isfinite(w)):
+                continue
+            cand = track((taps_matrix(body0, body_len, half) @ w).astype(np.complex64))
+            if best is None or cand[1] < best[1]:
+                best = cand
+        if best is None:
             return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header)
-
-        def sym(start, count):
-            return (taps_matrix(start, count) @ w).astype(np.complex64)
-
-        body = sym(body0, body_len)
-        # Phase and gain tracking: smooth the pilots in the complex plane (a moving average
-        # over PILOT_SMOOTH pilots: no unwrapping of noisy phases), interpolate between them.
-        smooth = _smooth(body[pp], PILOT_SMOOTH)
-        ph = np.unwrap(np.angle(smooth))
-        amp = np.interp(np.arange(body_len), pp, np.abs(smooth))
-        body = body * np.exp(-1j * np.interp(np.arange(body_len), pp, ph)) / np.maximum(amp, 1e-9)
-        m = min(PILOT_SMOOTH, pp.size)
-        nv = max(float(np.mean(np.abs(body[pp] - 1) ** 2)) * m / max(m - 1, 1), 1e-4)
+        body, nv = best
         data = np.delete(body, pp)
         llr = demodulate(data, nv, header["modulation"])
         return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header, llr)
