@@ -11,6 +11,7 @@ from gnuradio import gr
 
 from ..phy import BurstRx
 from ..phy.burst import burst_symbols
+from ._stream import Ticker
 from .pdu import PORT_OUT, to_pdu
 
 
@@ -40,8 +41,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self._lock = threading.Lock()
         self._last_input = time.monotonic()
         self._dirty = False
-        self._stop = threading.Event()
-        self._thread = None
+        self._ticker = Ticker(self._watch, 0.1, "ncsc_burst_receiver_idle")
 
     def _process(self, final: bool) -> None:
         """Search the buffer; emit complete bursts; keep what a later burst may still need."""
@@ -111,22 +111,17 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         # A transmitter that sends only bursts leaves the last ones in the buffer: search it once
         # no sample has come for idle_flush seconds. Not as the end of the stream, though: a
         # stall of a loaded machine looks the same, so a burst cut off at the end stays buffered.
-        while not self._stop.wait(0.1):
-            if self._dirty and time.monotonic() - self._last_input > self.idle_flush:
-                with self._lock:
-                    self._dirty = False
-                    if self.buf.size:
-                        self._safe_process(final=False)
+        if self._dirty and time.monotonic() - self._last_input > self.idle_flush:
+            with self._lock:
+                self._dirty = False
+                if self.buf.size:
+                    self._safe_process(final=False)
 
     def start(self):
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._watch, name="ncsc_burst_receiver_idle", daemon=True)
-        self._thread.start()
+        self._ticker.start()
         return True
 
     def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._ticker.stop()
         self.flush()
         return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pmt
 from gnuradio import gr
@@ -23,3 +25,26 @@ class sob_eob_tagger(gr.sync_block):  # noqa: N801
             self.add_item_tag(0, tag.offset, pmt.intern("tx_sob"), pmt.PMT_T)
             self.add_item_tag(0, tag.offset + length - 1, pmt.intern("tx_eob"), pmt.PMT_T)
         return n
+
+
+class Ticker:
+    """Calls ``fn`` every ``period`` seconds on a daemon thread between start() and stop()."""
+
+    def __init__(self, fn, period: float, name: str):
+        self.fn, self.period, self.name = fn, period, name
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.fn()

@@ -14,6 +14,7 @@ import numpy as np
 import pmt
 
 from ..framing import Reassembler
+from ._stream import Ticker
 from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
 
 
@@ -23,29 +24,23 @@ class deframer(PduBlock):  # noqa: N801
         self.k = int(k)
         self.reasm = Reassembler(timeout=float(timeout))
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = None
+        self._ticker = Ticker(self._tick, 0.25, "ncsc_deframer_timeout")
 
     def set_timeout(self, timeout: float) -> None:
         self.reasm.timeout = float(timeout)
 
     def start(self):
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._tick, name="ncsc_deframer_timeout", daemon=True)
-        self._thread.start()
+        self._ticker.start()
         return True
 
     def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._ticker.stop()
         return True
 
     def _tick(self):
-        while not self._stop.wait(0.25):
-            with self._lock:
-                events = self.reasm.expire()
-            self._publish(events)
+        with self._lock:
+            events = self.reasm.expire()
+        self._publish(events)
 
     def _publish(self, events):
         for ev in events:

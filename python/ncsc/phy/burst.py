@@ -88,6 +88,13 @@ def interp_cubic(x: np.ndarray, p: np.ndarray) -> np.ndarray:
     return c0 * x[i - 1] + c1 * x[i] + c2 * x[i + 1] + c3 * x[i + 2]
 
 
+def _vertex(y: list, limit: float) -> float | None:
+    """Offset of the peak of the parabola through y(-1), y(0), y(1), clipped to +-limit; None if
+    the three points do not bend downwards (no peak there)."""
+    den = y[0] - 2 * y[1] + y[2]
+    return float(np.clip(0.5 * (y[0] - y[2]) / den, -limit, limit)) if den < 0 else None
+
+
 def _smooth(v: np.ndarray, k: int) -> np.ndarray:
     """Centred moving average in the complex plane, edges held."""
     k = min(k, v.size)
@@ -239,10 +246,10 @@ class BurstRx:
             y = []
             for tau in (-1, 0, 1):
                 y.append(abs(np.sum(interp_cubic(x, t0 + kk * sps + tau) * rot)))
-            den = y[0] - 2 * y[1] + y[2]
-            if den < 0:
+            err = _vertex(y, 1.0)
+            if err is not None:
                 ks.append(kk.mean())
-                errs.append(float(np.clip(0.5 * (y[0] - y[2]) / den, -1, 1)))
+                errs.append(err)
         if len(ks) < 3:
             return 0.0, 0.0
         drift, offset = np.polyfit(ks, errs, 1)
@@ -275,8 +282,7 @@ class BurstRx:
         # Fractional timing: a parabola through the preamble correlation at t0-1, t0, t0+1
         # (a whole-sample error is a quarter symbol at 4 samples per symbol).
         c = [abs(np.vdot(PREAMBLE, at(t0 + d, n))) for d in (-1, 0, 1)]
-        den = c[0] - 2 * c[1] + c[2]
-        t0f = t0 + (float(np.clip(0.5 * (c[0] - c[2]) / den, -0.5, 0.5)) if den < 0 else 0.0)
+        t0f = t0 + (_vertex(c, 0.5) or 0.0)
         # Refine CFO with the phase drift across the preamble, then gain and phase.
         z = at(t0f, n) * np.conj(PREAMBLE)
         half = self.pre_len // 2
