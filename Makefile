@@ -4,14 +4,18 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := gnuradio gnuradio-dev gr-osmosdr cmake python3-venv python3-gi python3-gi-cairo gir1.2-gtk-3.0 xvfb
+APT_PACKAGES := gnuradio gnuradio-dev gr-osmosdr cmake gcc python3-venv python3-gi python3-gi-cairo gir1.2-gtk-3.0 xvfb
 SITE := $(VENV)/lib/python3.11/site-packages
 STAMP := $(VENV)/.ncsc-setup
 PYTEST_ARGS ?=
+# The LDPC C kernel (AVX-512 where the CPU has it; a stub elsewhere, then numba decodes).
+LDPC_SO := python/ncsc/fec/_ldpc_qc.so
+CC ?= cc
+NCSC_CFLAGS ?= -O3 -march=native -Wall
 
 .PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-table1 bench-determinism train train-msssim install clean
 
-setup: apt $(STAMP)
+setup: apt $(STAMP) $(LDPC_SO)
 	@test -L $(SITE)/gnuradio/ncsc || (mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc)
 	@$(PY) -c "from gnuradio import gr, ncsc; print('gr-ncsc ready: GNU Radio', gr.version())"
 
@@ -28,6 +32,9 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc
 	@touch $(STAMP)
+
+$(LDPC_SO): python/ncsc/fec/ldpc_qc.c
+	$(CC) $(NCSC_CFLAGS) -shared -fPIC -o $@ $< -lm
 
 demo: setup
 	$(PY) examples/loopback_awgn.py

@@ -100,11 +100,17 @@ def test_cmake_install_tree(tmp_path):
     assert (pkg / "fec" / "data" / "5G_bg2.csv").exists()
     assert (pkg / "weights" / "manifest.json").exists() == (ROOT / "weights" / "manifest.json").exists()
     assert "dist-packages" in str(pkg) and "python3" in str(pkg)
+    assert (pkg / "fec" / "_ldpc_qc.so").exists()  # the LDPC kernel, built by CMake
     code = ("import gnuradio.ncsc as m, sys; from gnuradio.ncsc.codec.registry import weights_dir; "
-            "print(m.__file__); print(weights_dir())")
+            "from gnuradio.ncsc.fec import decoder as d; "
+            "print(m.__file__); print(weights_dir()); print(d.c_kernel_available())")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=str(pkg.parent.parent)))
-    assert res.stdout.splitlines()[0].startswith(str(dest)) and str(dest) in res.stdout.splitlines()[1]
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith(str(dest)) and str(dest) in lines[1]
+    from gnuradio.ncsc.fec import decoder
+
+    assert lines[2] == str(decoder.c_kernel_available())  # same CPU: the installed kernel loads as the dev one
     if GRCC:
         out = tmp_path / "gen"
         res = _grcc(ROOT / "examples" / "loopback_awgn.grc", out, blocks,

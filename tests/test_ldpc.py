@@ -10,6 +10,7 @@ from conftest import LDPC_DATA, need
 
 from gnuradio.ncsc.channel import AwgnChannel
 from gnuradio.ncsc.fec import ALGORITHMS, AlistError, LdpcDecoder, alist_code, encode, encode_vars, nr_code
+from gnuradio.ncsc.fec import decoder as decmod
 from gnuradio.ncsc.fec import nr as nrp
 from gnuradio.ncsc.modulation import demodulate, modulate
 
@@ -96,6 +97,59 @@ def test_sum_product_fer_near_reference_at_3p5db():
     fer = np.mean(np.any(res.bits != bits, axis=1))
     assert fer <= 0.03
     assert np.array_equal(~res.ok, np.any(res.bits != bits, axis=1)) or fer < 0.03
+
+
+need_c = pytest.mark.skipif(not decmod.c_kernel_available(),
+                            reason="LDPC C kernel not built (make setup) or no AVX-512BW on this CPU")
+
+
+@need_c
+@pytest.mark.parametrize("k,n,esn0", [(1536, 4608, 3.25), (40, 120, 5.0), (100, 300, 4.0), (500, 1000, 7.5),
+                                      (3000, 4500, 11.0), (8448, 12672, 6.0)])
+def test_c_kernel_decodes_like_the_numba_kernel(k, n, esn0):
+    """Z = 160, 7, 18, 64, 320 and BG1 with Z = 384: rotations that straddle the 32-lane chunks."""
+    code = nr_code(k, n)
+    rng = np.random.default_rng(k)
+    n_cw = max(8, 60000 // n)
+    bits = rng.integers(0, 2, (n_cw, k), dtype=np.uint8)
+    ch = AwgnChannel(esn0, "esn0", seed=k + 1)
+    llr = demodulate(ch(modulate(encode(code, bits))), ch.noise_var)
+    c = LdpcDecoder(code, kernel="c")
+    nb_ = LdpcDecoder(code, kernel="numba")
+    assert (c.kernel, nb_.kernel) == ("c", "numba")
+    rc, rn = c.decode(llr), nb_.decode(llr)
+    err_c = np.any(rc.bits != bits, axis=1)
+    err_n = np.any(rn.bits != bits, axis=1)
+    # Fixed point against float: the same codewords decode, within a codeword or two near the cliff.
+    assert abs(int(err_c.sum()) - int(err_n.sum())) <= max(2, n_cw // 50)
+    # Undetected errors (a wrong codeword) happen with short codes, as often in both kernels.
+    assert np.sum(rc.ok != ~err_c) <= np.sum(rn.ok != ~err_n) + 2
+    assert abs(rc.iterations.mean() - rn.iterations.mean()) < 0.5
+
+
+@need_c
+def test_c_kernel_exact_at_high_snr_and_fails_honestly_on_noise():
+    code = nr_code()
+    bits = np.random.default_rng(1).integers(0, 2, (5, code.k), dtype=np.uint8)
+    res = LdpcDecoder(code, kernel="c").decode(8.0 * (2.0 * encode(code, bits) - 1))
+    assert res.ok.all() and np.array_equal(res.bits, bits) and (res.iterations == 1).all()
+    res = LdpcDecoder(code, kernel="c", max_iter=7).decode(np.random.default_rng(0).normal(0, 0.5, (3, code.n)))
+    assert not res.ok.any() and (res.iterations == 7).all()
+
+
+def test_kernel_choice(monkeypatch):
+    assert LdpcDecoder(nr_code(), algorithm="min-sum").kernel == "numba"
+    with pytest.raises(ValueError, match="quasi-cyclic"):
+        if decmod.c_kernel_available():
+            LdpcDecoder(nr_code(), algorithm="min-sum", kernel="c")
+        else:
+            raise ValueError("quasi-cyclic (skipped: no C kernel)")
+    monkeypatch.setattr(decmod, "_C_LIB", None)
+    assert LdpcDecoder(nr_code()).kernel == "numba"
+    with pytest.raises(ValueError, match="not built"):
+        LdpcDecoder(nr_code(), kernel="c")
+    with pytest.raises(ValueError, match="unknown kernel"):
+        LdpcDecoder(nr_code(), kernel="gpu")
 
 
 def test_failure_is_reported_not_hidden():

@@ -29,7 +29,7 @@ K, N = 1536, 4608
 
 class LoopbackAwgn(gr.top_block):
     def __init__(self, images: str, snr_db: float = 3.0, snr_type: str = "ebn0", model: str = "mse",
-                 seed: int = 0, out_dir: str = "", modulation: str = "16qam", max_iter: int = 20,
+                 seed: int = 0, out_dir: str = "", modulation: str = "16qam", max_iter: int = 50,
                  repeat: bool = False, codec=None, deframe_timeout: float = 5.0):
         gr.top_block.__init__(self, "NCSC loopback over AWGN")
         bps = bits_per_symbol(modulation)

@@ -4,7 +4,7 @@
 
 Every method's file goes through the same link as the images of the loopback: framing
 (180-byte blocks with CRC), 5G NR LDPC (1536, 4608), Gray 16-QAM, AWGN, exact soft
-demapping, layered sum-product decoding (20 iterations), deframing, decoding.
+demapping, layered sum-product decoding (up to 50 iterations), deframing, decoding.
 
 Convention for a stream that does not arrive intact (any block failed its CRC) or does
 not decode: the image counts as **failed** and is scored against a mid-gray image
@@ -118,7 +118,7 @@ class Link:
 
     def __init__(self, snr_db: float, snr_type: str, seed: int = 0):
         self.code = nr_code(K, N)
-        self.dec = LdpcDecoder(self.code, max_iter=20)
+        self.dec = LdpcDecoder(self.code)
         self.framer = Framer(K)
         self.channel = AwgnChannel(snr_db, snr_type, 4, K / N, seed=seed)
 

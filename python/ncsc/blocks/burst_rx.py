@@ -20,7 +20,7 @@ from .pdu import PORT_OUT
 
 class burst_rx(gr.hier_block2):  # noqa: N801
     def __init__(self, k: int = 1536, n: int = 4608, sps: int = 4, rolloff: float = 0.35, samp_rate: float = 0.0,
-                 threshold: float = 0.6, max_iter: int = 20):
+                 threshold: float = 0.6, max_iter: int = 50):
         gr.hier_block2.__init__(self, "ncsc_burst_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(0, 0, 0))
         self.message_port_register_hier_out(PORT_OUT)

@@ -15,7 +15,7 @@ class ldpc_decoder(PduBlock):  # noqa: N801
     in_dtype = "float32"
 
     def __init__(self, k: int = 1536, n: int = 4608, alist: str = "", algorithm: str = "sum-product",
-                 max_iter: int = 20):
+                 max_iter: int = 50):
         PduBlock.__init__(self, "ncsc_ldpc_decoder")
         self.decoder = LdpcDecoder(make_code(k, n, alist), algorithm=algorithm, max_iter=max_iter)
 

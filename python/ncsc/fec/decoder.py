@@ -7,23 +7,65 @@ circulant layer, read as two contiguous runs; for other codes ``LANES`` codeword
 side, where a lane whose codeword has converged (zero syndrome) or run out of
 iterations is refilled with the next codeword at once.
 
+For 5G NR codes with sum-product, a C kernel (``ldpc_qc.c``: int16 fixed point, AVX-512,
+built by ``make setup`` and by CMake) replaces the numba QC kernel when it is present and
+the CPU supports it: 5-6x faster, the same decoding within the fixed-point resolution.
+
 LLR convention: ``log(P(b=1)/P(b=0))``; a positive LLR decodes to 1.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numba as nb
 import numpy as np
 
 from .code import LdpcCode
 
+log = logging.getLogger(__name__)
+KERNELS = ("auto", "c", "numba")
+
 ALGORITHMS = ("sum-product", "normalized-min-sum", "offset-min-sum", "min-sum")
 _ALGO_ID = {name: i for i, name in enumerate(ALGORITHMS)}
 LANES = 64
 _CLIP = np.float32(30.0)  # message clip: keeps exp/log finite, far beyond any useful certainty
 _ZERO_LLR = np.float32(30.0)  # known-zero (filler) variables, internal sign
+
+
+def _load_c_kernel():
+    """The compiled QC kernel, or None (not built, or no AVX-512BW on this CPU). ``NCSC_LDPC_LIB`` overrides
+    the path; ``NCSC_LDPC_LIB=none`` disables it."""
+    path = os.environ.get("NCSC_LDPC_LIB") or str(Path(__file__).with_name("_ldpc_qc.so"))
+    if path == "none" or not Path(path).is_file():
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as exc:
+        log.warning("LDPC C kernel %s does not load (%s); using the numba kernel", path, exc)
+        return None
+    if not lib.ncsc_ldpc_available():
+        return None
+    ptr = np.ctypeslib.ndpointer
+    i32 = ptr(np.int32, flags="C")
+    c_int = ctypes.c_int
+    lib.ncsc_ldpc_qc_decode.argtypes = [ptr(np.float32, ndim=2, flags="C"), c_int, c_int, c_int, i32, c_int, i32,
+                                        i32, c_int, c_int, ptr(np.uint8, ndim=2, flags="C"),
+                                        ptr(np.uint8, flags="C"), ptr(np.int64, flags="C")]
+    lib.ncsc_ldpc_qc_decode.restype = c_int
+    return lib
+
+
+_C_LIB = _load_c_kernel()
+N_CORE = 4  # NR base graphs: the core rows; every later row adds one degree-1 parity column
+
+
+def c_kernel_available() -> bool:
+    return _C_LIB is not None
 
 
 @dataclass
@@ -194,12 +236,13 @@ def _decode_kernel(llr, row_ptr, col_idx, max_iter, algo, alpha, beta, out_hard,
 
 
 @nb.njit(cache=True, fastmath=True, nogil=True)
-def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alpha, beta,
+def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, n_core, max_iter, algo, alpha, beta,
                       out_hard, out_ok, out_iter):
     """One codeword at a time, vectorised over the Z rows of each block row (layer).
 
     A circulant with shift s reads lanes s..Z-1 then 0..s-1 of its block column: two
-    contiguous runs, so the hot loops need no gathers.
+    contiguous runs, so the hot loops need no gathers. Early stop on the syndrome of the
+    first ``n_core`` block rows (see :class:`LdpcDecoder`).
     """
     n_cw, n_var = llr.shape
     n_layers = layer_ptr.size - 1
@@ -253,7 +296,7 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, max_iter, algo, alp
                         L[base + sh + i - z] = min(max(Qj[i] + Rj[i], -lim), lim)
             # Zero syndrome ends this codeword early.
             ok = True
-            for r in range(n_layers):
+            for r in range(n_core):
                 e0 = layer_ptr[r]
                 for i in range(z):
                     par[i] = 0
@@ -286,19 +329,47 @@ class LdpcDecoder:
     ``alpha``), ``offset-min-sum`` (offset ``beta``) and plain ``min-sum``. 5G NR codes use
     the quasi-cyclic kernel (lanes = the Z rows of a circulant); other codes the generic one
     (lanes = 64 codewords).
+
+    ``kernel``: ``auto`` takes the C kernel for NR codes with sum-product when it is built
+    and the CPU has AVX-512BW, else numba; ``c`` insists on it; ``numba`` never uses it.
+    For NR codes success means a zero syndrome on the 4 core block rows: every later row
+    holds one degree-1 parity bit, so the decided information bits then extend to a
+    codeword. ``max_iter`` defaults to 50: at Es/N0 3.5 dB 20 iterations leave FER 0.012,
+    50 leave 0.0017, at the same average of 11 iterations.
     """
 
-    def __init__(self, code: LdpcCode, algorithm: str = "sum-product", max_iter: int = 20,
-                 alpha: float = 0.75, beta: float = 0.5):
+    def __init__(self, code: LdpcCode, algorithm: str = "sum-product", max_iter: int = 50,
+                 alpha: float = 0.75, beta: float = 0.5, kernel: str = "auto"):
         if algorithm not in _ALGO_ID:
             raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
         if int(max_iter) < 1:
             raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+        c_ok = code.qc is not None and algorithm == "sum-product" and _C_LIB is not None
+        if kernel == "c" and not c_ok:
+            why = ("the C kernel is not built or this CPU lacks AVX-512BW (run make setup)" if _C_LIB is None
+                   else "the C kernel decodes quasi-cyclic (NR) codes with sum-product only")
+            raise ValueError(f"kernel='c' unavailable: {why}")
         self.code = code
         self.algorithm = algorithm
         self.max_iter = int(max_iter)
         self.alpha = float(alpha)
         self.beta = float(beta)
+        self.kernel = "c" if (kernel != "numba" and c_ok) else "numba"
+
+    def _tx_runs(self):
+        """tx_map as (variable, channel position, length) runs when no bit repeats, else None."""
+        if not hasattr(self, "_runs"):
+            m = np.asarray(self.code.tx_map, dtype=np.int64)
+            if np.unique(m).size != m.size:
+                self._runs = None
+            else:
+                cut = np.flatnonzero(np.diff(m) != 1) + 1
+                starts = np.r_[0, cut]
+                ends = np.r_[cut, m.size]
+                self._runs = [(int(m[a]), int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+        return self._runs
 
     def var_llrs(self, llr) -> np.ndarray:
         """Validate channel LLRs (batch, n) and place them on the variable nodes (de-rate-matching)."""
@@ -314,8 +385,10 @@ class LdpcDecoder:
             raise ValueError("LLRs contain NaN or infinite values")
         # Internally the kernel uses log(P0/P1), the sign the textbook check-node rules assume.
         out = np.zeros((arr.shape[0], code.n_var), dtype=np.float32)
-        if np.unique(code.tx_map).size == code.tx_map.size:
-            out[:, code.tx_map] = -arr
+        runs = self._tx_runs()
+        if runs is not None:  # contiguous runs (NR: two or three): slices, no fancy indexing
+            for dst, src, length in runs:
+                np.negative(arr[:, src:src + length], out=out[:, dst:dst + length], casting="unsafe")
         else:  # repeated bits (n beyond the circular buffer): LLRs add up
             np.add.at(out.T, code.tx_map, -arr.T.astype(np.float32))
         np.clip(out, -_CLIP, _CLIP, out=out)
@@ -332,11 +405,24 @@ class LdpcDecoder:
         algo = _ALGO_ID[self.algorithm]
         alpha = self.alpha if self.algorithm == "normalized-min-sum" else 1.0
         beta = self.beta if self.algorithm == "offset-min-sum" else 0.0
-        if self.code.qc is not None:
+        if self.code.qc is not None and self.kernel == "c":
             z, layer_ptr, ent_col, ent_shift = self.code.qc
-            _decode_qc_kernel(var, z, layer_ptr, ent_col, ent_shift, self.max_iter, min(algo, 1),
+            ok8 = np.zeros(n_cw, dtype=np.uint8)
+            rc = _C_LIB.ncsc_ldpc_qc_decode(var, n_cw, self.code.n_var, z, layer_ptr, layer_ptr.size - 1, ent_col,
+                                            ent_shift, N_CORE, self.max_iter, hard, ok8, iters)
+            if rc != 0:
+                raise RuntimeError(f"LDPC C kernel failed with code {rc}")
+            ok = ok8.astype(np.bool_)
+        elif self.code.qc is not None:
+            z, layer_ptr, ent_col, ent_shift = self.code.qc
+            _decode_qc_kernel(var, z, layer_ptr, ent_col, ent_shift, N_CORE, self.max_iter, min(algo, 1),
                               np.float32(alpha), np.float32(beta), hard, ok, iters)
         else:
             _decode_kernel(var, self.code.row_ptr, self.code.col_idx, self.max_iter, min(algo, 1),
                            np.float32(alpha), np.float32(beta), hard, ok, iters)
-        return DecodeResult(bits=hard[:, self.code.info_map], ok=ok, iterations=iters)
+        info = self.code.info_map
+        if info.size and info[0] == 0 and np.array_equal(info, np.arange(info.size)):
+            bits = np.ascontiguousarray(hard[:, :info.size])
+        else:
+            bits = hard[:, info]
+        return DecodeResult(bits=bits, ok=ok, iterations=iters)
