@@ -72,6 +72,27 @@ def test_burst_rx_streams_through_an_impaired_channel():
     assert rx.receiver.stats["bad_header"] == 0
 
 
+
+def test_finite_stream_delivers_its_last_burst_to_the_end_of_the_chain():
+    """Run to completion with almost no silence after the last burst: the receiver hands each
+    burst on with its last sample, because messages sent after the end of the stream (from
+    stop() or an idle timer) never reach message blocks downstream (GNU Radio issue #1735)."""
+    rng = np.random.default_rng(2)
+    bits = [rng.integers(0, 2, 1536).astype(np.uint8) for _ in range(3)]
+    data, _ = _tx_samples(bits)
+    rx_in = Impairments(esn0_db=12.0, cfo=0.005, seed=9)(np.concatenate([np.zeros(400, np.complex64), data,
+                                                                      np.zeros(40, np.complex64)]) * 2)
+    tb = gr.top_block()
+    rx = ncsc.burst_rx(samp_rate=1e6)
+    sink = blocks.message_debug()
+    tb.connect(blocks.vector_source_c(rx_in.tolist()), rx)
+    tb.msg_connect(rx, "out", sink, "store")
+    tb.run()  # returns when the stream has ended and every block is done
+    got = [from_pdu(sink.get_message(i), np.uint8)[1] for i in range(sink.num_messages())]
+    assert len(got) == 3
+    for dec, b in zip(got, bits, strict=True):
+        np.testing.assert_array_equal(dec, b)
+
 def test_burst_rx_survives_noise_only():
     rng = np.random.default_rng(2)
     noise = (rng.standard_normal(60000) + 1j * rng.standard_normal(60000)).astype(np.complex64)

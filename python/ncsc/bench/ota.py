@@ -97,7 +97,7 @@ def plot(result, path):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.ota", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="one impairment set at one Es/N0 (under a minute)")
-    p.add_argument("--bursts", type=int, default=200, help="bursts per point")
+    p.add_argument("--bursts", type=int, default=400, help="bursts per point")
     p.add_argument("--samp-rate", type=float, default=1e6, help="sample rate for reporting CFO in Hz")
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                    "cfo_est_hz": pt["cfo_est"] * args.samp_rate / sps if pt["cfo_est"] is not None else None}
         print(json.dumps(summary))
         return 0
-    grid = [3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0]
+    grid = [3.0, 3.25, 3.5, 3.75, 4.0, 4.25, 4.5, 5.0, 5.5, 6.0, 7.0]
     result = {"bursts_per_point": args.bursts, "sets": {}, "ideal": []}
     for es in tqdm(grid, desc="ideal link"):
         r = simulate(dec, es, 100, max(args.bursts, 2000), 200, seed=int(es * 10))

@@ -41,6 +41,8 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self._lock = threading.Lock()
         self._last_input = time.monotonic()
         self._dirty = False
+        self._fresh = 0  # samples added since the last search
+        self._pending_end = None  # absolute sample index at which a cut-off burst is complete
         self._ticker = Ticker(self._watch, 0.1, "ncsc_burst_receiver_idle")
 
     def _process(self, final: bool) -> None:
@@ -48,6 +50,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         reports = self.rx.receive(self.buf)
         delay = self.rx.taps.size - 1  # TX pulse + matched filter
         keep_limit = self.buf.size  # a burst cut off by the window end starts here
+        self._pending_end = None
         for rep in reports:
             start = max(self.base + rep.start - delay, 0)
             if start < self.done_until:
@@ -56,6 +59,8 @@ class burst_receiver(gr.sync_block):  # noqa: N801
             end = start + n_sym * self.sps
             if rep.llr is None and not final and start + self.burst_len > self.base + self.buf.size:
                 keep_limit = max(0, start - self.base)
+                # search again as soon as it is complete (its length is in the header)
+                self._pending_end = (end + 2 * delay + 4 * self.sps) if rep.header else start + self.burst_len
                 break  # the rest of this burst has not arrived yet
             self.done_until = end
             self._emit(rep, start)
@@ -97,7 +102,15 @@ class burst_receiver(gr.sync_block):  # noqa: N801
             self._last_input = time.monotonic()
             self._dirty = True
             self.buf = np.concatenate([self.buf, input_items[0]])
-            if self.buf.size >= self.chunk:
+            self._fresh += len(input_items[0])
+            # Search every half burst of new samples, and as soon as a burst seen cut off is
+            # complete: a burst is handed on with its last sample. Waiting for more (or for the
+            # idle timer, or stop()) would lose the last bursts of a finite stream: at its end
+            # the message blocks downstream are told "done" and take no more messages.
+            complete = self._pending_end is not None and self.base + self.buf.size >= self._pending_end
+            if (self.buf.size >= self.chunk or complete
+                    or (self._fresh >= self.burst_len // 2 and self.buf.size >= self.burst_len)):
+                self._fresh = 0
                 self._safe_process(final=False)
         return len(input_items[0])
 
