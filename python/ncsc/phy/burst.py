@@ -4,14 +4,15 @@ Burst layout (symbols, then root-raised-cosine pulses at ``sps`` samples per sym
 
     preamble: 4 x 16-symbol QPSK sequence   detection, timing, coarse CFO, gain, phase
     header:   48 bits x 4 (repetition) rotated BPSK  version, modulation, code, payload length, CRC-8
-    payload:  16-QAM codeword symbols with a BPSK pilot before every 16 data symbols
+    payload:  16-QAM codeword symbols with a QPSK pilot (fixed sequence) before every 16 data symbols
 
 Why this shape: repeating a short sequence makes detection and coarse carrier-offset
 estimation immune to the offset itself (Schmidl-Cox: the angle between repetitions gives
 the offset, unambiguous up to 1/32 of the symbol rate, i.e. +-3 %); pilots every 17
 symbols track the residual phase across the burst (16-QAM rules out a Costas loop); a
-burst per codeword keeps sample-clock drift below 0.2 symbol at 100 ppm, so one timing
-estimate per burst suffices. The per-burst noise variance from the pilots scales the LLRs.
+burst per codeword keeps sample-clock drift below 0.2 symbol at 100 ppm, so a timing
+offset plus a linear drift per burst suffices. The per-burst noise variance (pilots
+against a reference made without them, and the training residual) scales the LLRs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ N_SEG = 4
 PILOT_EVERY = 16
 RESIDUAL_CFO_MAX = 1e-3  # cycles per symbol left after the preamble and header
 TRACK_WINDOWS = (9, 17, 33, 65, 1 << 16)  # tracking windows (pilots) tried per burst
+CHOICE_MARGIN = 0.03  # a more complex equaliser or a shorter window must do this much better
 EQ_TAPS = 3
 HEADER_BITS = 48
 HEADER_REP = 4
@@ -433,56 +435,48 @@ class BurstRx:
             a = np.stack([s[rows + d] for d in range(-half, half + 1)], axis=1)
             return np.concatenate([a, np.conj(a), np.ones((count, 1))], axis=1) if wl else a
 
-        known = np.concatenate([PREAMBLE, hdr_known * HDR_ROT]).astype(np.complex128)
+        def track(body, window):
+            """Phase and gain from the pilots, smoothed in the complex plane over ``window``
+            pilots (no unwrapping of noisy phases) and interpolated; returns (body, noise var).
 
-        def track(body, train_out, n_par, window):
-            """Gain, phase and noise variance for the equalised burst; returns (body, noise var).
-
-            The gain is one complex number for the burst from every known symbol (training and
-            pilots): a front-end's gain holds over a burst, and a gain taken from a window of
-            pilots carried +-8 % errors at Es/N0 3.5 dB. The phase follows the pilots, smoothed
-            in the complex plane over ``window`` pilots (no unwrapping of noisy phases) and
-            interpolated. The noise variance pools the pilots, each against the phase reference
-            made without it (leave one out: pilot noise plus reference noise, what a data symbol
-            sees), with the training residual, scaled up for the ``n_par`` fitted coefficients.
-            Both parts are honest, so the variance also ranks equalisers and windows fairly.
+            The noise variance compares each pilot with the reference made without it (leave
+            one out): that error, pilot noise plus reference noise, is what a data symbol sees,
+            so it also ranks the candidate equalisers and windows fairly.
             """
-            beta = (np.vdot(known, train_out) + np.vdot(pv, body[pp])) / (known.size + pp.size)
-            if abs(beta) < 1e-9:
-                return body, 1.0
-            body = body / beta
             c = body[pp] * np.conj(pv)
             total, count = _window_sums(c, window)
-            ph = np.unwrap(np.angle(total))
-            body = body * np.exp(-1j * np.interp(np.arange(body_len), pp, ph))
-            loo = total - c
-            ok = (count > 1) & (np.abs(loo) > 1e-12)
-            e_pil = np.abs(c[ok] * np.exp(-1j * np.angle(loo[ok])) - 1) ** 2
-            e_train = np.abs(train_out / beta - known) ** 2
-            dof = known.size / max(known.size - n_par, 1)
-            nv = (e_pil.sum() + e_train.sum() * dof) / max(e_pil.size + known.size, 1)
-            return body, max(float(nv), 1e-4)
+            smooth = total / count
+            ph = np.unwrap(np.angle(smooth))
+            amp = np.interp(np.arange(body_len), pp, np.abs(smooth))
+            body = body * np.exp(-1j * np.interp(np.arange(body_len), pp, ph)) / np.maximum(amp, 1e-9)
+            if count.min() < 3:
+                return body, max(float(np.mean(np.abs(body[pp] - pv) ** 2)), 1e-4)
+            loo = (total - c) / (count - 1)
+            ok = np.abs(loo) > 1e-9
+            nv = float(np.mean(np.abs(c[ok] / loo[ok] - 1) ** 2)) if ok.any() else 1.0
+            return body, max(nv, 1e-4)
 
         # Second pass: symbol-spaced equalisers trained by least squares on the preamble and
         # the now-known header (256 symbols): a plain complex gain, and widely linear ones with
         # a DC term (1 and EQ_TAPS taps) that absorb IQ imbalance, DC and a short multipath
         # channel. Each is tracked with several pilot windows (short ones follow phase noise,
-        # long ones average more noise away); the honest noise variance picks the best pair:
-        # extra taps cost estimation noise where the channel does not need them.
+        # long ones average more noise away); the leave-one-out pilot error (pilots are not
+        # training symbols) picks the best pair: extra taps cost estimation noise where the
+        # channel does not need them.
+        known = np.concatenate([PREAMBLE, hdr_known * HDR_ROT]).astype(np.complex128)
+        # Candidates go from the simplest (a complex gain, the longest window) to the most
+        # complex; each must beat the best so far by CHOICE_MARGIN: the estimates are noisy,
+        # and picking the smallest of a dozen of them would often buy estimation noise.
         best = None
         for half, wl in [(0, False)] + [(h, True) for h in sorted({0, half_taps})]:
-            a_train = taps_matrix(0, known.size, half, wl)
-            w, *_ = np.linalg.lstsq(a_train, known, rcond=None)
+            w, *_ = np.linalg.lstsq(taps_matrix(0, known.size, half, wl), known, rcond=None)
             if not np.all(np.isfinite(w)):
                 continue
-            train_out = a_train @ w
             eq = (taps_matrix(body0, body_len, half, wl) @ w).astype(np.complex64)
-            for window in TRACK_WINDOWS:
-                cand = track(eq, train_out, w.size, window)
-                if best is None or cand[1] < best[1]:
+            for window in sorted({min(wnd, pp.size) for wnd in TRACK_WINDOWS}, reverse=True):
+                cand = track(eq, window)
+                if best is None or cand[1] < best[1] * (1 - CHOICE_MARGIN):
                     best = cand
-                if window >= pp.size:
-                    break
         if best is None:
             return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header)
         body, nv = best
