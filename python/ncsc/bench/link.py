@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-iter", type=int, default=50)
     p.add_argument("--kernel", default="auto", choices=("auto", "c", "numba"),
                    help="decoder kernel for the FER sweep and the main throughput figure")
+    p.add_argument("--esn0", type=float, nargs="+", default=None,
+                   help="Es/N0 points (dB) instead of the 2.0..5.0 sweep (needs 3.5 among them)")
     p.add_argument("--min-errors", type=int, default=100)
     p.add_argument("--max-codewords", type=int, default=2000)
     p.add_argument("--no-grfec", action="store_true", help="skip the gr-fec comparison")
@@ -171,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
               "max_iter": args.max_iter, "kernel": dec.kernel, "threads": 1,
               "ebn0_offset_db": round(float(EBN0_OFFSET), 3)}
     grid = [3.5] if args.quick else list(np.round(np.arange(2.0, 5.001, 0.25), 2))
+    if args.esn0:
+        grid = sorted(set(args.esn0) | {3.5})
     points = []
     for es in tqdm(grid, desc="FER sweep"):
         max_cw = 1000 if args.quick else args.max_codewords

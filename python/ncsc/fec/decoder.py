@@ -334,8 +334,8 @@ class LdpcDecoder:
     and the CPU has AVX-512BW, else numba; ``c`` insists on it; ``numba`` never uses it.
     For NR codes success means a zero syndrome on the 4 core block rows: every later row
     holds one degree-1 parity bit, so the decided information bits then extend to a
-    codeword. ``max_iter`` defaults to 50: at Es/N0 3.5 dB 20 iterations leave FER 0.012,
-    50 leave 0.0017, at the same average of 11 iterations.
+    codeword. ``max_iter`` defaults to 50: at Es/N0 3.5 dB 20 iterations leave FER 0.0098,
+    50 leave 0.0019 (10 000 codewords), at the same average of 11 iterations.
     """
 
     def __init__(self, code: LdpcCode, algorithm: str = "sum-product", max_iter: int = 50,
