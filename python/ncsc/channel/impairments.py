@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..phy.burst import interp_cubic
+
 
 @dataclass
 class Impairments:
@@ -35,7 +37,8 @@ class Impairments:
             # Cubic Lagrange resampling (as GNU Radio's MMSE fractional resampler, not linear
             # interpolation, which at 4 samples per symbol would itself cost ~0.2 dB).
             t = n * (1 + self.sco_ppm * 1e-6)
-            x = _interp_cubic(x, t)
+            # zero beyond the ends: pad, shift the positions by the padding
+            x = interp_cubic(np.concatenate([[0, 0], x, [0, 0, 0]]).astype(np.complex128), np.clip(t, -1, x.size) + 2)
         if self.taps:
             h = np.zeros((len(self.taps) - 1) * self.sps + 1, np.complex64)
             h[:: self.sps] = self.taps
@@ -50,16 +53,3 @@ class Impairments:
         n0 = self.sps * 10 ** (-self.esn0_db / 10)  # per-sample noise for unit symbol energy
         noise = np.sqrt(n0 / 2) * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))
         return (x + noise + self.dc).astype(np.complex64)
-
-
-def _interp_cubic(x: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """x at fractional positions p, cubic Lagrange; zero beyond the ends."""
-    xp = np.concatenate([[0, 0], x, [0, 0, 0]]).astype(np.complex128)
-    p = np.clip(np.asarray(p, np.float64), -1, x.size) + 2
-    i = np.floor(p).astype(np.int64)
-    m = p - i
-    c0 = -m * (m - 1) * (m - 2) / 6
-    c1 = (m + 1) * (m - 1) * (m - 2) / 2
-    c2 = -(m + 1) * m * (m - 2) / 2
-    c3 = (m + 1) * m * (m - 1) / 6
-    return c0 * xp[i - 1] + c1 * xp[i] + c2 * xp[i + 1] + c3 * xp[i + 2]

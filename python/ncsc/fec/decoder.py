@@ -320,6 +320,16 @@ def _decode_qc_kernel(llr, z, layer_ptr, ent_col, ent_shift, n_core, max_iter, a
         out_iter[cw] = it
 
 
+def _tx_runs(tx_map) -> list[tuple[int, int, int]] | None:
+    """tx_map as (variable, channel position, length) runs when no bit repeats, else None."""
+    m = np.asarray(tx_map, dtype=np.int64)
+    if np.unique(m).size != m.size:
+        return None
+    cut = np.flatnonzero(np.diff(m) != 1) + 1
+    starts, ends = np.r_[0, cut], np.r_[cut, m.size]
+    return [(int(m[a]), int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+
+
 class LdpcDecoder:
     """Layered belief-propagation decoder for an :class:`LdpcCode`.
 
@@ -357,19 +367,9 @@ class LdpcDecoder:
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.kernel = "c" if (kernel != "numba" and c_ok) else "numba"
-
-    def _tx_runs(self):
-        """tx_map as (variable, channel position, length) runs when no bit repeats, else None."""
-        if not hasattr(self, "_runs"):
-            m = np.asarray(self.code.tx_map, dtype=np.int64)
-            if np.unique(m).size != m.size:
-                self._runs = None
-            else:
-                cut = np.flatnonzero(np.diff(m) != 1) + 1
-                starts = np.r_[0, cut]
-                ends = np.r_[cut, m.size]
-                self._runs = [(int(m[a]), int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)]
-        return self._runs
+        self._runs = _tx_runs(code.tx_map)
+        info = np.asarray(code.info_map)
+        self._info_prefix = bool(info.size) and np.array_equal(info, np.arange(info.size))
 
     def var_llrs(self, llr) -> np.ndarray:
         """Validate channel LLRs (batch, n) and place them on the variable nodes (de-rate-matching)."""
@@ -385,7 +385,7 @@ class LdpcDecoder:
             raise ValueError("LLRs contain NaN or infinite values")
         # Internally the kernel uses log(P0/P1), the sign the textbook check-node rules assume.
         out = np.zeros((arr.shape[0], code.n_var), dtype=np.float32)
-        runs = self._tx_runs()
+        runs = self._runs
         if runs is not None:  # contiguous runs (NR: two or three): slices, no fancy indexing
             for dst, src, length in runs:
                 np.negative(arr[:, src:src + length], out=out[:, dst:dst + length], casting="unsafe")
@@ -420,9 +420,8 @@ class LdpcDecoder:
         else:
             _decode_kernel(var, self.code.row_ptr, self.code.col_idx, self.max_iter, min(algo, 1),
                            np.float32(alpha), np.float32(beta), hard, ok, iters)
-        info = self.code.info_map
-        if info.size and info[0] == 0 and np.array_equal(info, np.arange(info.size)):
-            bits = np.ascontiguousarray(hard[:, :info.size])
+        if self._info_prefix:  # NR: the information bits are the first k variables
+            bits = np.ascontiguousarray(hard[:, : self.code.info_map.size])
         else:
-            bits = hard[:, info]
+            bits = hard[:, self.code.info_map]
         return DecodeResult(bits=bits, ok=ok, iterations=iters)

@@ -405,11 +405,12 @@ class BurstRx:
         if t0f + (total + half_taps) * sps > x.size - 1:
             return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header)  # truncated burst
         hdr_known = 1.0 - 2.0 * np.tile(header_bits(header["modulation"], header["code_id"], n_data), HEADER_REP)
+        # the training symbols: preamble and the now-known header
+        known = np.concatenate([PREAMBLE, hdr_known * HDR_ROT]).astype(np.complex128)
         pv = PILOT_SEQ[: pp.size]
         drift = self._clock_drift(x, t0f, total)
         # the offset from the preamble and header: contiguous known symbols, no unknown neighbours
-        offset = self._timing_offset(x, t0f, cfo, drift, np.arange(body0),
-                                     np.concatenate([PREAMBLE, hdr_known * HDR_ROT]))
+        offset = self._timing_offset(x, t0f, cfo, drift, np.arange(body0), known)
         # Symbol-rate samples of the whole burst (and a margin for the equaliser taps), taken at
         # fractional positions that follow the sample-clock drift.
         k = np.arange(-half_taps, total + half_taps)
@@ -422,7 +423,7 @@ class BurstRx:
         # of their periodogram near zero, refined by a parabola. No unwrapping of noisy phases:
         # a smoothed-phase line fit left up to 0.3 rad at the burst ends at Es/N0 3.5 dB.
         kk = np.concatenate([np.arange(body0), body0 + pp])
-        z = s[kk + half_taps] * np.conj(np.concatenate([PREAMBLE, hdr_known * HDR_ROT, pv]))
+        z = s[kk + half_taps] * np.conj(np.concatenate([known, pv]))
         slope = _line_frequency(z, kk, RESIDUAL_CFO_MAX * 2 * np.pi)
         icpt = np.angle(np.sum(z * np.exp(-1j * slope * kk)))
         s *= np.exp(-1j * (icpt + slope * k))
@@ -463,7 +464,6 @@ class BurstRx:
         # long ones average more noise away); the leave-one-out pilot error (pilots are not
         # training symbols) picks the best pair: extra taps cost estimation noise where the
         # channel does not need them.
-        known = np.concatenate([PREAMBLE, hdr_known * HDR_ROT]).astype(np.complex128)
         # Candidates go from the simplest (a complex gain, the longest window) to the most
         # complex; each must beat the best so far by CHOICE_MARGIN: the estimates are noisy,
         # and picking the smallest of a dozen of them would often buy estimation noise.
