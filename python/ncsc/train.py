@@ -24,6 +24,8 @@ from PIL import Image
 from .codec.model import NcscModel
 
 LAMBDAS = {"mse": 0.0018, "ms-ssim": 2.40}  # CompressAI's quality-1 values
+DEFAULT_LR, DEFAULT_AUX_LR = 1e-4, 1e-3
+MSSSIM_MIN_SIDE = 160  # pytorch_msssim needs a side > (11 - 1) * 2**4
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "train"
 
@@ -104,14 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=float, default=None, help="stop after this much wall time")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--patch", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--aux-lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 1e-4; on resume: the checkpoint's, or this value when given)")
+    p.add_argument("--aux-lr", type=float, default=None, help="quantile learning rate (default 1e-3; as --lr)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-bf16", action="store_true", help="train in fp32 (slower on CPU)")
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     return p
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float | None) -> None:
+    if lr is not None:
+        for group in opt.param_groups:
+            group["lr"] = lr
 
 
 @torch.no_grad()
@@ -131,7 +140,12 @@ def evaluate(model, files, metric, device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.patch <= 0 or args.patch % 64:
+        parser.error("--patch must be a positive multiple of 64 (the model downsamples by 64)")
+    if args.metric == "ms-ssim" and args.patch <= MSSSIM_MIN_SIDE:
+        parser.error(f"--patch must exceed {MSSSIM_MIN_SIDE} for ms-ssim (5 scales of an 11-tap window)")
     from tqdm import tqdm
 
     if args.threads:
@@ -143,14 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     files = list_images(args.data)
     eval_files = list_images(args.eval_dir) if args.eval_dir else files[-4:]
     train_files = files if args.eval_dir else files[:-4] or files
+    min_side = MSSSIM_MIN_SIDE + 1 if args.metric == "ms-ssim" else 64
+    for f in eval_files:
+        with Image.open(f) as im:
+            if min(im.size) // 64 * 64 < min_side:
+                parser.error(f"held-out image {f} ({im.width}x{im.height}) is too small for {args.metric}")
     torch.manual_seed(args.seed)
 
     model = NcscModel(N=args.N).to(device)
     aux_names = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
     main_params = [p for n, p in model.named_parameters() if n not in aux_names]
     aux_params = [p for n, p in model.named_parameters() if n in aux_names]
-    opt = torch.optim.Adam(main_params, lr=args.lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
+    opt = torch.optim.Adam(main_params, lr=args.lr or DEFAULT_LR)
+    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr or DEFAULT_AUX_LR)
     ckpt_path = out_dir / "checkpoint.pth"
     step = 0
     if ckpt_path.exists():
@@ -159,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
         step = ck["step"]
+        # load_state_dict restores the saved learning rate; an explicit --lr must still win
+        set_lr(opt, args.lr)
+        set_lr(aux_opt, args.aux_lr)
         print(f"resumed {ckpt_path} at step {step}", file=sys.stderr)
     elif args.init:
         model.load_state_dict(load_init(args.init, model), strict=False)

@@ -1,0 +1,78 @@
+"""The training CLI with a tiny model: it trains, checkpoints, logs, evaluates and resumes."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gnuradio.ncsc import train
+
+
+@pytest.fixture
+def photos(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        # smooth images: a random field upsampled, like photos rather than noise
+        small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((256, 192), Image.BICUBIC).save(folder / f"p{i}.png")
+    (folder / "LICENSE.txt").write_text("not an image: ignored")
+    return folder
+
+
+def _args(photos, out, *extra):
+    return ["--data", str(photos), "--eval-dir", str(photos), "--out", str(out), "--N", "8", "--patch", "192",
+            "--batch", "2", "--threads", "1", "--save-every", "1", "--eval-every", "2", *extra]
+
+
+def _rows(out):
+    with open(out / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("metric", ["mse", "ms-ssim"])
+def test_trains_logs_and_resumes(photos, tmp_path, metric):
+    out = tmp_path / "run"
+    assert train.main(_args(photos, out, "--metric", metric, "--steps", "2")) == 0
+    ck = torch.load(out / "checkpoint.pth", weights_only=False)
+    assert ck["step"] == 2 and ck["metric"] == metric and ck["lmbda"] == train.LAMBDAS[metric]
+    rows = _rows(out)
+    assert [r["kind"] for r in rows] == ["train", "train", "eval"]
+    assert all(np.isfinite(float(r["bpp"])) and float(r["bpp"]) > 0 for r in rows)
+    first = {k: v.clone() for k, v in ck["model"].items()}
+
+    # resume: continues from step 2, and an explicit --lr replaces the saved one
+    assert train.main(_args(photos, out, "--metric", metric, "--steps", "3", "--lr", "5e-5")) == 0
+    ck = torch.load(out / "checkpoint.pth", weights_only=False)
+    assert ck["step"] == 3 and ck["opt"]["param_groups"][0]["lr"] == 5e-5
+    assert [r["step"] for r in _rows(out)] == ["1", "2", "2", "3"]
+    assert any(not torch.equal(first[k], v) for k, v in ck["model"].items() if v.is_floating_point())
+
+    # resume without --lr keeps the checkpoint's rate
+    assert train.main(_args(photos, out, "--metric", metric, "--steps", "4")) == 0
+    ck = torch.load(out / "checkpoint.pth", weights_only=False)
+    assert ck["step"] == 4 and ck["opt"]["param_groups"][0]["lr"] == 5e-5
+
+
+def test_patch_sizes_are_checked(photos, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(_args(photos, tmp_path / "run", "--metric", "ms-ssim", "--patch", "128"))
+    assert "--patch must exceed 160" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(_args(photos, tmp_path / "run", "--patch", "100"))
+    assert "multiple of 64" in capsys.readouterr().err
+    Image.new("RGB", (300, 150)).save(photos / "small.png")
+    with pytest.raises(SystemExit):
+        train.main(_args(photos, tmp_path / "run", "--metric", "ms-ssim"))
+    assert "small.png (300x150) is too small for ms-ssim" in capsys.readouterr().err
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        train.main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--N", "8"])
