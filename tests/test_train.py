@@ -44,6 +44,8 @@ def test_trains_logs_and_resumes(photos, tmp_path, metric):
     rows = _rows(out)
     assert [r["kind"] for r in rows] == ["train", "train", "eval"]
     assert all(np.isfinite(float(r["bpp"])) and float(r["bpp"]) > 0 for r in rows)
+    assert float(rows[2]["loss"]) > float(rows[2]["bpp"])  # held-out loss = lambda * D + R
+    assert ck["plateau"]["best"] == pytest.approx(float(rows[2]["loss"]), rel=1e-4)
     first = {k: v.clone() for k, v in ck["model"].items()}
 
     # resume: continues from step 2, and an explicit --lr replaces the saved one
@@ -57,6 +59,19 @@ def test_trains_logs_and_resumes(photos, tmp_path, metric):
     assert train.main(_args(photos, out, "--metric", metric, "--steps", "4")) == 0
     ck = torch.load(out / "checkpoint.pth", weights_only=False)
     assert ck["step"] == 4 and ck["opt"]["param_groups"][0]["lr"] == 5e-5
+
+
+def test_plateau_halves_the_rate_after_patience_evaluations():
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=4e-5)
+    rule = train.Plateau(patience=2, min_lr=1e-5)
+    assert [rule.step(v, opt) for v in (1.0, 0.9, 0.95, 0.91)] == [None, None, None, 2e-5]
+    assert [rule.step(v, opt) for v in (0.8, 0.85, 0.85, 0.9, 0.9)] == [None, None, 1e-5, None, None]
+    assert opt.param_groups[0]["lr"] == 1e-5  # floored at min_lr
+    restored = train.Plateau(patience=2)
+    restored.load_state_dict(rule.state_dict())
+    assert (restored.best, restored.bad) == (0.8, rule.bad)
+    never = train.Plateau(patience=0)
+    assert all(never.step(1.0, opt) is None for _ in range(10))
 
 
 def test_patch_sizes_are_checked(photos, tmp_path, capsys):

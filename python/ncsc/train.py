@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rate (default 1e-4; on resume: the checkpoint's, or this value when given)")
     p.add_argument("--aux-lr", type=float, default=None, help="quantile learning rate (default 1e-3; as --lr)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--lr-patience", type=int, default=4,
+                   help="halve the learning rate after this many evaluations without a better held-out loss "
+                   "(0: never)")
+    p.add_argument("--min-lr", type=float, default=1e-5, help="the plateau rule stops lowering here")
     p.add_argument("--no-bf16", action="store_true", help="train in fp32 (slower on CPU)")
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=500)
@@ -123,20 +127,52 @@ def set_lr(opt: torch.optim.Optimizer, lr: float | None) -> None:
             group["lr"] = lr
 
 
+class Plateau:
+    """Halve the learning rate when the held-out loss stops falling (CompressAI's examples
+    use ReduceLROnPlateau the same way): a long unattended run then settles by itself."""
+
+    def __init__(self, patience: int, factor: float = 0.5, min_lr: float = 1e-5):
+        self.patience, self.factor, self.min_lr = patience, factor, min_lr
+        self.best, self.bad = math.inf, 0
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad = state["best"], state["bad"]
+
+    def step(self, loss: float, opt: torch.optim.Optimizer) -> float | None:
+        """Record one evaluation; returns the new learning rate when it was lowered."""
+        if loss < self.best:
+            self.best, self.bad = loss, 0
+            return None
+        self.bad += 1
+        if self.patience <= 0 or self.bad < self.patience:
+            return None
+        self.bad = 0
+        old = opt.param_groups[0]["lr"]
+        new = max(old * self.factor, self.min_lr)
+        if new >= old:
+            return None
+        set_lr(opt, new)
+        return new
+
+
 @torch.no_grad()
-def evaluate(model, files, metric, device) -> dict:
+def evaluate(model, files, metric, device, lmbda: float) -> dict:
     model.eval()
-    bpps, quals = [], []
+    bpps, quals, losses = [], [], []
     for f in files:
         img = np.asarray(Image.open(f).convert("RGB"))
         h, w = (img.shape[0] // 64) * 64, (img.shape[1] // 64) * 64
         h, w = min(h, 512), min(w, 768)
         x = torch.from_numpy(img[:h, :w].copy()).permute(2, 0, 1)[None].float().div(255).to(device)
-        bpp, _, q = rd_terms(model(x), x, metric)
+        bpp, dist, q = rd_terms(model(x), x, metric)
         bpps.append(float(bpp))
         quals.append(float(q))
+        losses.append(float(lmbda * dist + bpp))
     model.train()
-    return {"bpp": float(np.mean(bpps)), "quality": float(np.mean(quals))}
+    return {"bpp": float(np.mean(bpps)), "quality": float(np.mean(quals)), "loss": float(np.mean(losses))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     aux_params = [p for n, p in model.named_parameters() if n in aux_names]
     opt = torch.optim.Adam(main_params, lr=args.lr or DEFAULT_LR)
     aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr or DEFAULT_AUX_LR)
+    plateau = Plateau(args.lr_patience, min_lr=args.min_lr)
     ckpt_path = out_dir / "checkpoint.pth"
     step = 0
     if ckpt_path.exists():
@@ -178,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
         step = ck["step"]
+        if "plateau" in ck:
+            plateau.load_state_dict(ck["plateau"])
         # load_state_dict restores the saved learning rate; an explicit --lr must still win
         set_lr(opt, args.lr)
         set_lr(aux_opt, args.aux_lr)
@@ -194,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     def save():
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                    "step": step, "metric": args.metric, "lmbda": lmbda, "N": args.N,
+                    "plateau": plateau.state_dict(), "step": step, "metric": args.metric, "lmbda": lmbda, "N": args.N,
                     "data": str(args.data), "patch": args.patch, "batch": args.batch}, tmp)
         os.replace(tmp, ckpt_path)
 
@@ -240,10 +279,15 @@ def main(argv: list[str] | None = None) -> int:
             save()
             log.flush()
         if step % args.eval_every == 0:
-            ev = evaluate(model, eval_files, args.metric, device)
-            writer.writerow([step, f"{time.time():.0f}", "eval", "", f"{ev['bpp']:.5f}", f"{ev['quality']:.5f}", ""])
+            ev = evaluate(model, eval_files, args.metric, device, lmbda)
+            writer.writerow([step, f"{time.time():.0f}", "eval", f"{ev['loss']:.5f}", f"{ev['bpp']:.5f}",
+                             f"{ev['quality']:.5f}", ""])
             log.flush()
-            bar.write(f"step {step}: held-out bpp {ev['bpp']:.4f} quality {ev['quality']:.4f}")
+            bar.write(f"step {step}: held-out loss {ev['loss']:.4f} bpp {ev['bpp']:.4f} quality {ev['quality']:.4f}")
+            new_lr = plateau.step(ev["loss"], opt)
+            if new_lr is not None:
+                bar.write(f"step {step}: held-out loss has not improved in {args.lr_patience} evaluations; "
+                          f"learning rate now {new_lr:g}")
     save()
     log.close()
     bar.close()
