@@ -13,7 +13,7 @@ LDPC_SO := python/ncsc/fec/_ldpc_qc.so
 CC ?= cc
 NCSC_CFLAGS ?= -O3 -march=native -Wall
 
-.PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-table1 bench-determinism train train-msssim install clean
+.PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-table1 bench-determinism train train-msssim plot-training install clean
 
 setup: apt $(STAMP) $(LDPC_SO)
 	@test -L $(SITE)/gnuradio/ncsc || (mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc)
@@ -68,8 +68,12 @@ train: setup
 train-msssim: setup
 	$(PY) -m gnuradio.ncsc.train --metric ms-ssim --out $(CKPT)/train-msssim --init weights/ncsc-mse-q1.pth.gz
 
+# results/training.png and training.csv from the two runs' logs
+plot-training: setup
+	$(PY) -m gnuradio.ncsc.bench.training --run mse=$(CKPT)/train-mse --run ms-ssim=$(CKPT)/train-msssim
+
 install: apt
 	cmake -S . -B build && cmake --build build && cmake --install build
 
 clean:
-	rm -rf build results/*.json results/*.png
+	rm -rf build python/ncsc/fec/_ldpc_qc.so

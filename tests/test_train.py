@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -91,3 +92,24 @@ def test_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no images"):
         train.main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--N", "8"])
+
+
+def test_training_curves_from_the_log(photos, tmp_path, capsys):
+    from gnuradio.ncsc.bench import training
+
+    out = tmp_path / "run"
+    train.main(_args(photos, out, "--steps", "4"))
+    capsys.readouterr()
+    assert training.main(["--run", f"mse={out}", "--out", str(tmp_path / "res")]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["mse"]["step"] == 4
+    with open(tmp_path / "res" / "training.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["2", "4"] and all(float(r["heldout_loss"]) > 0 for r in rows)
+    assert (tmp_path / "res" / "training.png").stat().st_size > 10_000
+    for bad in (["--run", f"psnr={out}"], ["--run", f"mse={tmp_path / 'nothing'}"]):
+        with pytest.raises(SystemExit):
+            training.main([*bad, "--out", str(tmp_path / "res")])
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a training log"):
+        training.main(["--run", f"mse={tmp_path / 'x.csv'}", "--out", str(tmp_path / "res")])
