@@ -176,3 +176,19 @@ def test_shipped_weights_on_a_kodak_image():
     bpp = 8 * len(enc["bitstream"]) / (768 * 512)
     assert 0.01 < bpp < 1.0
     assert json.dumps(manifest()["ncsc-mse-q1"])
+
+
+def test_codec_benchmark_rows(tiny_codec, small_image):
+    from gnuradio.ncsc.bench.codec import measure, summarize, z_is_constant
+
+    rows = measure(tiny_codec, [small_image, small_image], serial_on=1, progress=False)
+    assert rows[0]["serial_same_latents"] and "serial_decode_s" not in rows[1]
+    s = summarize(rows)
+    assert s["images"] == 2 and s["bpp"] == pytest.approx(rows[0]["bpp"])
+    assert 0 < s["z_bpp"] < s["bpp"] and s["z_constant_images"] in (0, 2)
+    assert s["psnr"] > 0 and 0 < s["ms_ssim"] <= 1 and s["encode_s"] > 0
+    z = torch.zeros(1, 4, 3, 5)
+    z[0, 2] = 1.0
+    assert z_is_constant(z)
+    z[0, 1, 2, 4] = -1.0
+    assert not z_is_constant(z)

@@ -42,7 +42,8 @@ def measure(codec, files, serial_on: int = 0, progress=True) -> list[dict]:
         ref, got = to_array(x), to_array(dec["x_hat"])
         row = {"image": Path(f).name, "width": w, "height": h, "bytes": len(enc["bitstream"]),
                "bpp": 8 * len(enc["bitstream"]) / (w * h), "psnr": psnr(ref, got), "ms_ssim": ms_ssim(ref, got),
-               "encode_s": t1 - t0, "decode_s": t2 - t1}
+               "encode_s": t1 - t0, "decode_s": t2 - t1, "z_bpp": 8 * len(enc["strings"][1][0]) / (w * h),
+               "z_constant": z_is_constant(enc["z_hat"])}
         if i < serial_on:
             t0 = time.perf_counter()
             enc_s = codec.compress(x, order="raster")
@@ -55,9 +56,17 @@ def measure(codec, files, serial_on: int = 0, progress=True) -> list[dict]:
     return rows
 
 
+def z_is_constant(z_hat: torch.Tensor) -> bool:
+    """True when every channel of the coded hyper-latent holds one value: the hyperprior tells
+    the context model nothing about this image (a sign of an under-trained hyperprior)."""
+    flat = z_hat.flatten(2)
+    return bool((flat == flat[..., :1]).all())
+
+
 def summarize(rows: list[dict]) -> dict:
-    keys = ["bpp", "psnr", "ms_ssim", "encode_s", "decode_s"]
-    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    keys = ["bpp", "psnr", "ms_ssim", "encode_s", "decode_s", "z_bpp"]
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys if all(k in r for r in rows)}
+    out["z_constant_images"] = sum(bool(r.get("z_constant")) for r in rows)
     serial = [r for r in rows if "serial_decode_s" in r]
     if serial:
         out["serial_encode_s"] = float(np.mean([r["serial_encode_s"] for r in serial]))
@@ -126,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         results[m] = {"per_image": rows, "summary": summarize(rows)}
         s = results[m]["summary"]
         print(f"{m}: {s['bpp']:.4f} bpp, {s['psnr']:.2f} dB, MS-SSIM {s['ms_ssim']:.4f}, "
-              f"encode {s['encode_s']:.2f} s, decode {s['decode_s']:.2f} s ({len(rows)} images)")
+              f"encode {s['encode_s']:.2f} s, decode {s['decode_s']:.2f} s ({len(rows)} images); "
+              f"hyper-latent {s['z_bpp']:.4f} bpp, the same value in every channel for "
+              f"{s['z_constant_images']}/{len(rows)} images")
         if "serial_decode_s" in s:
             print(f"  serial loop, same weights: encode {s['serial_encode_s']:.2f} s, "
                   f"decode {s['serial_decode_s']:.2f} s")

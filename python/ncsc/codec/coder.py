@@ -86,7 +86,7 @@ class NcscCodec:
     # -- public API ------------------------------------------------------------------------
     @torch.no_grad()
     def compress(self, x: torch.Tensor, order: str = "wavefront", reconstruct: bool = False) -> dict:
-        """x: (1, 3, H, W) in [0, 1]. Returns {"bitstream", "strings", "shape", "x_hat"?, "y_hat"}."""
+        """x: (1, 3, H, W) in [0, 1]. Returns {"bitstream", "strings", "shape", "x_hat"?, "y_hat", "z_hat"}."""
         if x.dim() != 4 or x.shape[:2] != (1, 3):
             raise ValueError(f"expected a (1, 3, H, W) image tensor, got {tuple(x.shape)}")
         h, w = x.shape[-2:]
@@ -111,7 +111,7 @@ class NcscCodec:
         header = bs.Header(self.model_id, self.metric, self.quality, order, h, w, (zh, zw),
                            len(z_strings[0]), len(y_string))
         out = {"bitstream": bs.pack(header, z_strings[0], y_string), "strings": [[y_string], z_strings],
-               "shape": tuple(z.shape[-2:]), "y_hat": y_hat}
+               "shape": tuple(z.shape[-2:]), "y_hat": y_hat, "z_hat": z_hat}
         if reconstruct:
             out["x_hat"] = self._synthesize(y_hat, h, w)
         return out
