@@ -158,14 +158,23 @@ class Plateau:
         return new
 
 
+def eval_size(height: int, width: int) -> tuple[int, int]:
+    """The top-left crop a held-out image is evaluated on: whole 64-px blocks, at most 512x768."""
+    return min(height // 64 * 64, 512), min(width // 64 * 64, 768)
+
+
+def min_side(metric: str) -> int:
+    """Smallest image side the loss works on: one 64-px block, or MS-SSIM's five scales."""
+    return MSSSIM_MIN_SIDE + 1 if metric == "ms-ssim" else 64
+
+
 @torch.no_grad()
 def evaluate(model, files, metric, device, lmbda: float) -> dict:
     model.eval()
     bpps, quals, losses = [], [], []
     for f in files:
         img = np.asarray(Image.open(f).convert("RGB"))
-        h, w = (img.shape[0] // 64) * 64, (img.shape[1] // 64) * 64
-        h, w = min(h, 512), min(w, 768)
+        h, w = eval_size(*img.shape[:2])
         x = torch.from_numpy(img[:h, :w].copy()).permute(2, 0, 1)[None].float().div(255).to(device)
         bpp, dist, q = rd_terms(model(x), x, metric)
         bpps.append(float(bpp))
@@ -180,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.patch <= 0 or args.patch % 64:
         parser.error("--patch must be a positive multiple of 64 (the model downsamples by 64)")
-    if args.metric == "ms-ssim" and args.patch <= MSSSIM_MIN_SIDE:
+    if args.patch < min_side(args.metric):
         parser.error(f"--patch must exceed {MSSSIM_MIN_SIDE} for ms-ssim (5 scales of an 11-tap window)")
     from tqdm import tqdm
 
@@ -193,10 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     files = list_images(args.data)
     eval_files = list_images(args.eval_dir) if args.eval_dir else files[-4:]
     train_files = files if args.eval_dir else files[:-4] or files
-    min_side = MSSSIM_MIN_SIDE + 1 if args.metric == "ms-ssim" else 64
     for f in eval_files:
         with Image.open(f) as im:
-            if min(im.size) // 64 * 64 < min_side:
+            if min(eval_size(im.height, im.width)) < min_side(args.metric):
                 parser.error(f"held-out image {f} ({im.width}x{im.height}) is too small for {args.metric}")
     torch.manual_seed(args.seed)
 

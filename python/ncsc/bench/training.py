@@ -18,18 +18,17 @@ from .codec import ANCHORS
 QUALITY = {"mse": ("psnr", "PSNR (dB)"), "ms-ssim": ("ms_ssim", "MS-SSIM")}
 
 
-def read_log(path: Path) -> dict[str, list[dict]]:
-    """Split a trainer log into training and held-out rows (numbers as floats; empty cells None)."""
-    rows: dict[str, list[dict]] = {"train": [], "eval": []}
+def read_evaluations(path: Path) -> list[dict]:
+    """The held-out rows of a trainer log (numbers as floats; empty cells None)."""
+    rows = []
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = {"step", "kind", "bpp", "quality"} - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path} is not a training log (no column {', '.join(sorted(missing))})")
         for r in reader:
-            if r["kind"] in rows:
-                rows[r["kind"]].append(
-                    {k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k != "kind"})
+            if r["kind"] == "eval":
+                rows.append({k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k != "kind"})
     return rows
 
 
@@ -40,15 +39,14 @@ def parse_run(text: str) -> tuple[str, Path]:
     return metric, Path(folder)
 
 
-def plot(runs: dict[str, dict[str, list[dict]]], path: Path) -> None:
+def plot(runs: dict[str, list[dict]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4), squeeze=False)
-    for ax, (metric, rows) in zip(axes[0], runs.items(), strict=True):
-        ev = rows["eval"]
+    for ax, (metric, ev) in zip(axes[0], runs.items(), strict=True):
         steps = [r["step"] for r in ev]
         ax.plot(steps, [r["bpp"] for r in ev], "o-", color="tab:blue", ms=3, label="held-out bpp")
         ax.axhline(ANCHORS[metric]["bpp"], color="tab:blue", ls=":", lw=1,
@@ -79,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         log = folder / "log.csv" if folder.is_dir() else folder
         if not log.is_file():
             p.error(f"no training log at {log}")
-        runs[metric] = read_log(log)
-        if not runs[metric]["eval"]:
+        runs[metric] = read_evaluations(log)
+        if not runs[metric]:
             p.error(f"{log} has no held-out evaluation yet")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         w = csv.writer(f)
         w.writerow(["metric", "step", "heldout_loss", "heldout_bpp", "heldout_quality"])
         for metric, rows in runs.items():
-            for r in rows["eval"]:
+            for r in rows:
                 loss = "" if r.get("loss") is None else f"{r['loss']:.5f}"
                 w.writerow([metric, int(r["step"]), loss, f"{r['bpp']:.5f}", f"{r['quality']:.5f}"])
     plot(runs, out / "training.png")
-    last = {m: {"step": int(r["eval"][-1]["step"]), "bpp": r["eval"][-1]["bpp"], "quality": r["eval"][-1]["quality"]}
-            for m, r in runs.items()}
+    last = {m: {"step": int(ev[-1]["step"]), "bpp": ev[-1]["bpp"], "quality": ev[-1]["quality"]}
+            for m, ev in runs.items()}
     print(json.dumps(last))
     return 0
 
