@@ -102,7 +102,7 @@ def test_training_curves_from_the_log(photos, tmp_path, capsys):
     capsys.readouterr()
     assert training.main(["--run", f"mse={out}", "--out", str(tmp_path / "res")]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert last["mse"]["step"] == 4
+    assert last["mse"]["step"] == 4 and 0 <= last["mse"]["hours"] < 0.05
     with open(tmp_path / "res" / "training.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["step"] for r in rows] == ["2", "4"] and all(float(r["heldout_loss"]) > 0 for r in rows)
@@ -113,3 +113,16 @@ def test_training_curves_from_the_log(photos, tmp_path, capsys):
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a training log"):
         training.main(["--run", f"mse={tmp_path / 'x.csv'}", "--out", str(tmp_path / "res")])
+
+
+def test_training_hours_leave_out_pauses(tmp_path):
+    from gnuradio.ncsc.bench import training
+
+    log = tmp_path / "log.csv"
+    rows = ["step,time,kind,loss,bpp,quality,aux", "1,1000,train,1,0.5,20,1", "2,1004,train,1,0.5,20,1",
+            "2,1010,eval,1.1,0.4,21,", "3,1014,train,1,0.5,20,1", "4,9000,train,1,0.5,20,1",
+            "5,9006,train,1,0.5,20,1"]
+    log.write_text("\n".join(rows) + "\n")
+    ev, hours = training.read_evaluations(log)
+    assert [r["step"] for r in ev] == [2.0] and ev[0]["loss"] == 1.1 and ev[0]["hours"] == pytest.approx(4 / 3600)
+    assert hours == pytest.approx((4 + 10 + 6) / 3600)  # the 8000 s stop is not training time

@@ -18,18 +18,28 @@ from .codec import ANCHORS
 QUALITY = {"mse": ("psnr", "PSNR (dB)"), "ms-ssim": ("ms_ssim", "MS-SSIM")}
 
 
-def read_evaluations(path: Path) -> list[dict]:
-    """The held-out rows of a trainer log (numbers as floats; empty cells None)."""
-    rows = []
+PAUSE_S = 120  # a longer gap between two logged steps is a stop, not training time
+
+
+def read_evaluations(path: Path) -> tuple[list[dict], float]:
+    """The held-out rows of a trainer log (numbers as floats; empty cells None; ``hours``: the
+    training time so far) and the total hours (gaps between logged steps, pauses left out)."""
+    rows, seconds, last = [], 0.0, None
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        missing = {"step", "kind", "bpp", "quality"} - set(reader.fieldnames or ())
+        missing = {"step", "time", "kind", "bpp", "quality"} - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path} is not a training log (no column {', '.join(sorted(missing))})")
         for r in reader:
             if r["kind"] == "eval":
-                rows.append({k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k != "kind"})
-    return rows
+                row = {k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k != "kind"}
+                rows.append({**row, "hours": seconds / 3600})
+            elif r["kind"] == "train":
+                t = float(r["time"])
+                if last is not None and 0 <= t - last < PAUSE_S:
+                    seconds += t - last
+                last = t
+    return rows, seconds / 3600
 
 
 def parse_run(text: str) -> tuple[str, Path]:
@@ -72,26 +82,27 @@ def main(argv: list[str] | None = None) -> int:
                    help="a training folder (holding log.csv) and its metric; repeat for both models")
     p.add_argument("--out", default="results", help="folder for training.png and training.csv")
     args = p.parse_args(argv)
-    runs = {}
+    runs, hours = {}, {}
     for metric, folder in args.run:
         log = folder / "log.csv" if folder.is_dir() else folder
         if not log.is_file():
             p.error(f"no training log at {log}")
-        runs[metric] = read_evaluations(log)
+        runs[metric], hours[metric] = read_evaluations(log)
         if not runs[metric]:
             p.error(f"{log} has no held-out evaluation yet")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "training.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["metric", "step", "heldout_loss", "heldout_bpp", "heldout_quality"])
+        w.writerow(["metric", "step", "training_hours", "heldout_loss", "heldout_bpp", "heldout_quality"])
         for metric, rows in runs.items():
             for r in rows:
                 loss = "" if r.get("loss") is None else f"{r['loss']:.5f}"
-                w.writerow([metric, int(r["step"]), loss, f"{r['bpp']:.5f}", f"{r['quality']:.5f}"])
+                w.writerow([metric, int(r["step"]), f"{r['hours']:.2f}", loss, f"{r['bpp']:.5f}",
+                            f"{r['quality']:.5f}"])
     plot(runs, out / "training.png")
-    last = {m: {"step": int(ev[-1]["step"]), "bpp": ev[-1]["bpp"], "quality": ev[-1]["quality"]}
-            for m, ev in runs.items()}
+    last = {m: {"step": int(ev[-1]["step"]), "bpp": ev[-1]["bpp"], "quality": ev[-1]["quality"],
+                "hours": round(hours[m], 2)} for m, ev in runs.items()}
     print(json.dumps(last))
     return 0
 
