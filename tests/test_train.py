@@ -126,3 +126,36 @@ def test_training_hours_leave_out_pauses(tmp_path):
     ev, hours = training.read_evaluations(log)
     assert [r["step"] for r in ev] == [2.0] and ev[0]["loss"] == 1.1 and ev[0]["hours"] == pytest.approx(4 / 3600)
     assert hours == pytest.approx((4 + 10 + 6) / 3600)  # the 8000 s stop is not training time
+
+
+def test_mixed_quantization_decodes_what_the_coder_sees():
+    """``mixed``: synthesis gets rounded latents (no noise), yet gradients still reach the analysis."""
+    from gnuradio.ncsc.codec.model import NcscModel
+
+    torch.manual_seed(0)
+    model = NcscModel(N=8).train()
+    model.train_quant = "mixed"
+    x = torch.rand(1, 3, 64, 64)
+    a, b = model(x), model(x)
+    assert torch.equal(a["x_hat"], b["x_hat"])  # no noise on the synthesis path
+    assert not torch.equal(a["likelihoods"]["y"], b["likelihoods"]["y"])  # the rate keeps its noise
+    with torch.no_grad():
+        y = model.g_a(x)
+        assert torch.allclose(a["x_hat"], model.g_s(torch.round(y)), atol=1e-6)
+    a["x_hat"].square().mean().backward()
+    assert model.g_a[0].conv1.weight.grad.abs().sum() > 0  # straight-through gradient
+    model.train_quant = "noise"
+    assert not torch.equal(model(x)["x_hat"], model(x)["x_hat"])
+
+
+def test_quantization_mode_is_kept_on_resume(photos, tmp_path):
+    out = tmp_path / "run"
+    train.main(_args(photos, out, "--steps", "1"))
+    ck = torch.load(out / "checkpoint.pth", weights_only=False)
+    assert ck["quant"] == "mixed"  # the default for new runs
+    del ck["quant"]  # a checkpoint from before --quant was trained with noise, and resumes so
+    torch.save(ck, out / "checkpoint.pth")
+    train.main(_args(photos, out, "--steps", "2"))
+    assert torch.load(out / "checkpoint.pth", weights_only=False)["quant"] == "noise"
+    train.main(_args(photos, out, "--steps", "3", "--quant", "mixed"))
+    assert torch.load(out / "checkpoint.pth", weights_only=False)["quant"] == "mixed"

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .codec.model import NcscModel
+from .codec.model import TRAIN_QUANT, NcscModel
 
 LAMBDAS = {"mse": 0.0018, "ms-ssim": 2.40}  # CompressAI's quality-1 values
 DEFAULT_LR, DEFAULT_AUX_LR = 1e-4, 1e-3
@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 1e-4; on resume: the checkpoint's, or this value when given)")
     p.add_argument("--aux-lr", type=float, default=None, help="quantile learning rate (default 1e-3; as --lr)")
+    p.add_argument("--quant", choices=TRAIN_QUANT, default=None,
+                   help="how training stands in for rounding (default mixed; on resume: the checkpoint's, "
+                   "or this value when given)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--lr-patience", type=int, default=4,
                    help="halve the learning rate after this many evaluations without a better held-out loss "
@@ -217,12 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     plateau = Plateau(args.lr_patience, min_lr=args.min_lr)
     ckpt_path = out_dir / "checkpoint.pth"
     step = 0
+    quant = "mixed"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
         step = ck["step"]
+        quant = ck.get("quant", "noise")  # checkpoints older than --quant were trained with noise
         if "plateau" in ck:
             plateau.load_state_dict(ck["plateau"])
         # load_state_dict restores the saved learning rate; an explicit --lr must still win
@@ -233,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(load_init(args.init, model), strict=False)
         print(f"initialised from {args.init}", file=sys.stderr)
 
+    model.train_quant = quant = args.quant or quant
+    print(f"training quantization: {quant}", file=sys.stderr)
     bf16 = not args.no_bf16
     if bf16 and device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # only under bf16: fp32+channels_last crashed here
@@ -241,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     def save():
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                    "plateau": plateau.state_dict(), "step": step, "metric": args.metric, "lmbda": lmbda, "N": args.N,
-                    "data": str(args.data), "patch": args.patch, "batch": args.batch}, tmp)
+                    "plateau": plateau.state_dict(), "step": step, "quant": quant, "metric": args.metric,
+                    "lmbda": lmbda, "N": args.N, "data": str(args.data), "patch": args.patch, "batch": args.batch}, tmp)
         os.replace(tmp, ckpt_path)
 
     stop = {"now": False}

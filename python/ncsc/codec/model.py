@@ -20,8 +20,9 @@ from compressai.layers import (
     subpel_conv3x3,
 )
 from compressai.models import CompressionModel
-from compressai.ops import LowerBound
+from compressai.ops import LowerBound, quantize_ste
 
+TRAIN_QUANT = ("noise", "mixed")
 SCALE_MIN = 0.11
 SCALE_MAX = 64.0
 LIKELIHOOD_MIN = 1e-9
@@ -98,6 +99,7 @@ class NcscModel(CompressionModel):
             nn.Conv2d(M * 4, 3 * K * M, 1),
         )
         self.scale_lower_bound = LowerBound(SCALE_MIN)
+        self.train_quant = "noise"
 
     @property
     def downsampling_factor(self) -> int:
@@ -113,21 +115,35 @@ class NcscModel(CompressionModel):
         return weights, means, scales
 
     def forward(self, x: torch.Tensor) -> dict:
+        """Training/evaluation pass. ``train_quant`` sets how training stands in for rounding:
+        ``noise`` adds uniform noise everywhere (CompressAI's models); ``mixed`` (Minnen & Singh
+        2020) keeps noise for the rate terms only and feeds straight-through rounded latents to the
+        context model, hyper-synthesis and synthesis, which is what they see when coding."""
         y = self.g_a(x)
         z = self.h_a(y)
+        mixed = self.training and self.train_quant == "mixed"
         # Rate terms stay in fp32 even under bf16 autocast: they are sums of many small logs.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            z_hat, z_likelihoods = self.entropy_bottleneck(z.float())
-            y = y.float()
-            if self.training:
-                y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+            z = z.float()
+            z_tilde, z_likelihoods = self.entropy_bottleneck(z)
+            if mixed:
+                medians = self.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
+                z_hat = quantize_ste(z - medians) + medians
             else:
-                y_hat = torch.round(y)
+                z_hat = z_tilde
+            y = y.float()
+            if not self.training:
+                y_tilde = y_hat = torch.round(y)
+            elif mixed:
+                y_tilde = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+                y_hat = quantize_ste(y)
+            else:
+                y_tilde = y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         params = self.h_s(z_hat)
         ctx = self.context_prediction(y_hat)
         out = self.entropy_parameters(torch.cat((params, ctx), dim=1))
         with torch.autocast(device_type=x.device.type, enabled=False):
             weights, means, scales = self.mixture_params(out)
-            y_likelihoods = mixture_likelihood(y_hat, weights, means, scales).clamp_min(LIKELIHOOD_MIN)
+            y_likelihoods = mixture_likelihood(y_tilde, weights, means, scales).clamp_min(LIKELIHOOD_MIN)
         x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
