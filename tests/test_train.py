@@ -159,3 +159,50 @@ def test_quantization_mode_is_kept_on_resume(photos, tmp_path):
     assert torch.load(out / "checkpoint.pth", weights_only=False)["quant"] == "noise"
     train.main(_args(photos, out, "--steps", "3", "--quant", "mixed"))
     assert torch.load(out / "checkpoint.pth", weights_only=False)["quant"] == "mixed"
+
+
+def test_hard_stage_fits_the_coded_latents_with_the_analysis_frozen(photos, tmp_path):
+    from gnuradio.ncsc.codec.model import NcscModel
+
+    torch.manual_seed(0)
+    model = NcscModel(N=8)
+    x = torch.rand(1, 3, 64, 64)
+    model.eval()
+    ref = model(x)
+    model.train()
+    model.train_quant = "hard"
+    model.freeze_analysis()
+    out = model(x)  # training in this mode sees exactly what evaluation (and the coder) sees
+    assert torch.equal(out["x_hat"], ref["x_hat"])
+    for k in ("y", "z"):
+        assert torch.equal(out["likelihoods"][k], ref["likelihoods"][k])
+    (out["x_hat"].square().mean() - torch.log(out["likelihoods"]["y"]).mean()).backward()
+    assert all(p.grad is None for p in model.g_a.parameters())
+    for part in (model.g_s, model.entropy_parameters):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+    out_dir = tmp_path / "run"
+    train.main(_args(photos, out_dir, "--steps", "1"))
+    before = torch.load(out_dir / "checkpoint.pth", weights_only=False)["model"]
+    train.main(_args(photos, out_dir, "--steps", "3", "--quant", "hard"))
+    ck = torch.load(out_dir / "checkpoint.pth", weights_only=False)
+    assert ck["quant"] == "hard"
+    assert all(torch.equal(before[k], v) for k, v in ck["model"].items() if k.startswith(("g_a.", "h_a.")))
+    assert any(not torch.equal(before[k], v) for k, v in ck["model"].items() if k.startswith("g_s."))
+
+
+def test_export_writes_weights_and_their_manifest_entry(photos, tmp_path, capsys):
+    import hashlib
+
+    from gnuradio.ncsc.codec import export
+
+    out_dir = tmp_path / "run"
+    train.main(_args(photos, out_dir, "--metric", "ms-ssim", "--steps", "2", "--quant", "hard"))
+    weights = tmp_path / "weights"
+    assert export.main([str(out_dir / "checkpoint.pth"), "--metric", "ms-ssim", "--out", str(weights),
+                        "--images", str(tmp_path / "no-kodak-here"), "--threads", "1"]) == 0
+    entry = json.loads((weights / "manifest.json").read_text())["ncsc-msssim-q1"]
+    assert entry["training_steps"] == 2 and entry["final_quantization"] == "hard"
+    assert entry["lambda"] == train.LAMBDAS["ms-ssim"] and entry["N"] == 8
+    assert entry["sha256"] == hashlib.sha256((weights / entry["file"]).read_bytes()).hexdigest()
+    assert "kodak" not in entry  # nothing measured without the images

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aux-lr", type=float, default=None, help="quantile learning rate (default 1e-3; as --lr)")
     p.add_argument("--quant", choices=TRAIN_QUANT, default=None,
                    help="how training stands in for rounding (default mixed; on resume: the checkpoint's, "
-                   "or this value when given)")
+                   "or this value when given); hard: a final stage, analysis frozen, all latents rounded")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--lr-patience", type=int, default=4,
                    help="halve the learning rate after this many evaluations without a better held-out loss "
@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"initialised from {args.init}", file=sys.stderr)
 
     model.train_quant = quant = args.quant or quant
+    model.freeze_analysis(quant == "hard")
     print(f"training quantization: {quant}", file=sys.stderr)
     bf16 = not args.no_bf16
     if bf16 and device.type == "cpu":

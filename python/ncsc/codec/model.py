@@ -22,7 +22,7 @@ from compressai.layers import (
 from compressai.models import CompressionModel
 from compressai.ops import LowerBound, quantize_ste
 
-TRAIN_QUANT = ("noise", "mixed")
+TRAIN_QUANT = ("noise", "mixed", "hard")
 SCALE_MIN = 0.11
 SCALE_MAX = 64.0
 LIKELIHOOD_MIN = 1e-9
@@ -105,6 +105,12 @@ class NcscModel(CompressionModel):
     def downsampling_factor(self) -> int:
         return 2 ** (4 + 2)
 
+    def freeze_analysis(self, frozen: bool = True) -> None:
+        """Freeze g_a and h_a (the ``hard`` stage): the latents stay what they are, so rounding
+        them needs no gradient, and the rest of the model fits them exactly."""
+        for p in (*self.g_a.parameters(), *self.h_a.parameters()):
+            p.requires_grad_(not frozen)
+
     def mixture_params(self, entropy_out: torch.Tensor):
         """Split the head output into (weights, means, scales), each (B, K, M, H, W) in fp32."""
         b, _, h, w = entropy_out.shape
@@ -118,23 +124,24 @@ class NcscModel(CompressionModel):
         """Training/evaluation pass. ``train_quant`` sets how training stands in for rounding:
         ``noise`` adds uniform noise everywhere (CompressAI's models); ``mixed`` (Minnen & Singh
         2020) keeps noise for the rate terms only and feeds straight-through rounded latents to the
-        context model, hyper-synthesis and synthesis, which is what they see when coding."""
+        context model, hyper-synthesis and synthesis, which is what they see when coding; ``hard``
+        (the "hard" stage of Guo et al. 2021) rounds everywhere, as evaluation does, for a final
+        stage with the analysis transforms frozen: the entropy model then fits the exact rate of
+        the symbols that get coded and the synthesis the latents it will decode."""
         y = self.g_a(x)
         z = self.h_a(y)
-        mixed = self.training and self.train_quant == "mixed"
+        mode = self.train_quant if self.training else "hard"
         # Rate terms stay in fp32 even under bf16 autocast: they are sums of many small logs.
         with torch.autocast(device_type=x.device.type, enabled=False):
             z = z.float()
-            z_tilde, z_likelihoods = self.entropy_bottleneck(z)
-            if mixed:
+            z_hat, z_likelihoods = self.entropy_bottleneck(z, training=mode != "hard")
+            if mode == "mixed":
                 medians = self.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
                 z_hat = quantize_ste(z - medians) + medians
-            else:
-                z_hat = z_tilde
             y = y.float()
-            if not self.training:
+            if mode == "hard":
                 y_tilde = y_hat = torch.round(y)
-            elif mixed:
+            elif mode == "mixed":
                 y_tilde = y + torch.empty_like(y).uniform_(-0.5, 0.5)
                 y_hat = quantize_ste(y)
             else:
