@@ -61,12 +61,15 @@ bench-determinism: setup
 	$(PY) -m gnuradio.ncsc.bench.determinism --images ../shared/data/kodak
 
 # Training resumes from its checkpoint (kept out of git, under ~/.cache/gr-ncsc).
+# QUANT=hard runs the final stage (analysis frozen, latents rounded) before an export.
 CKPT ?= $(HOME)/.cache/gr-ncsc
+QUANT ?= mixed
 train: setup
-	$(PY) -m gnuradio.ncsc.train --metric mse --out $(CKPT)/train-mse
+	$(PY) -m gnuradio.ncsc.train --metric mse --quant $(QUANT) --out $(CKPT)/train-mse
 
 train-msssim: setup
-	$(PY) -m gnuradio.ncsc.train --metric ms-ssim --out $(CKPT)/train-msssim --init weights/ncsc-mse-q1.pth.gz
+	$(PY) -m gnuradio.ncsc.train --metric ms-ssim --quant $(QUANT) --out $(CKPT)/train-msssim \
+		--init weights/ncsc-mse-q1.pth.gz
 
 # results/training.png and training.csv from the two runs' logs
 plot-training: setup
