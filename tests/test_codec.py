@@ -192,3 +192,28 @@ def test_codec_benchmark_rows(tiny_codec, small_image):
     assert z_is_constant(z)
     z[0, 1, 2, 4] = -1.0
     assert not z_is_constant(z)
+
+
+def test_precision_changes_pixels_never_bits(tiny_codec, small_image, monkeypatch):
+    """bf16 transforms: a bf16 decoder reproduces a bf16 encoder exactly, and an fp32 decoder
+    reads the same latents from the same stream (the probability path is integer arithmetic)."""
+    import copy
+
+    from gnuradio.ncsc.codec.coder import NcscCodec, resolve_precision
+
+    fp32 = NcscCodec(copy.deepcopy(tiny_codec.model), precision="fp32")
+    bf16 = NcscCodec(copy.deepcopy(tiny_codec.model), precision="bf16")
+    x = load_image(small_image)
+    enc = bf16.compress(x, reconstruct=True)
+    same = bf16.decompress(enc["bitstream"])
+    assert torch.equal(same["x_hat"], enc["x_hat"])
+    other = fp32.decompress(enc["bitstream"])
+    assert torch.equal(other["y_hat"], enc["y_hat"])
+    assert torch.allclose(other["x_hat"], enc["x_hat"], atol=0.02)
+
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    monkeypatch.setenv("NCSC_PRECISION", "fp32")
+    assert resolve_precision() == "fp32"
+    monkeypatch.setenv("NCSC_PRECISION", "fp64")
+    with pytest.raises(ValueError, match="fp64"):
+        resolve_precision()

@@ -10,6 +10,7 @@ in one network step (about 140 steps for a 768x512 image instead of 1536).
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import torch
@@ -24,6 +25,26 @@ log = logging.getLogger(__name__)
 ORDERS = ("wavefront", "raster")
 SYNTH_THREADS = 2
 Y_LIMIT = 1 << 15
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AMX or AVX512-BF16): elsewhere bf16 is emulated, slower."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # a torch without these probes
+        return False
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """``auto`` means ``$NCSC_PRECISION`` when set, else bf16 on CPUs that run it natively, else fp32."""
+    if precision == "auto":
+        precision = os.environ.get("NCSC_PRECISION", "auto")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        precision = "bf16" if native_bf16() else "fp32"
+    return precision
 
 
 def coding_order(h: int, w: int, order: str = "wavefront") -> list[tuple[np.ndarray, np.ndarray]]:
@@ -45,8 +66,15 @@ def coding_order(h: int, w: int, order: str = "wavefront") -> list[tuple[np.ndar
 class NcscCodec:
     """CompressAI-style ``compress``/``decompress`` around a trained model."""
 
-    def __init__(self, model: NcscModel, model_id: int = 1, metric: str = "mse", quality: int = 1):
+    def __init__(self, model: NcscModel, model_id: int = 1, metric: str = "mse", quality: int = 1,
+                 precision: str = "auto"):
+        # The analysis and synthesis transforms (most of the time) may run in bf16: the bits
+        # never depend on it (the probability path below is exact integer arithmetic), only the
+        # encoder's choice of latents and the decoded pixels, by a level or two.
+        self.precision = resolve_precision(precision)
         self.model = model.eval()
+        if self.precision == "bf16":
+            self.model = model.to(memory_format=torch.channels_last)  # only with bf16 (see train.py)
         self.model_id, self.metric, self.quality = model_id, metric, quality
         self.K, self.M = model.K, model.M
         self.hs = FixedSequential(model.h_s)
@@ -55,6 +83,13 @@ class NcscCodec:
         self.ctx_matrix = self.ctx.matrix()
         self.ep = FixedSequential(model.entropy_parameters)
         self.ep_mats = [(op, op.matrix()) if isinstance(op, FixedConv) else (op, None) for op in self.ep.ops]
+
+    def _transform(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = net(x.float().contiguous(memory_format=torch.channels_last))
+            return out.float().contiguous()
+        return net(x.float())
 
     # -- probability path ------------------------------------------------------------------
     def _head(self, hs_cols: torch.Tensor, ctx_cols: torch.Tensor) -> np.ndarray:
@@ -95,8 +130,8 @@ class NcscCodec:
         zh, zw = bs.latent_shape_for(h, w)
         xp = F.pad(x.float(), (0, zw * 64 - w, 0, zh * 64 - h), mode="replicate")
         m = self.model
-        y = m.g_a(xp)
-        z = m.h_a(y)
+        y = self._transform(m.g_a, xp)
+        z = self._transform(m.h_a, y)
         z_strings = m.entropy_bottleneck.compress(z)
         z_hat = m.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         y_hat = torch.round(y).clamp(-Y_LIMIT, Y_LIMIT)
@@ -124,7 +159,7 @@ class NcscCodec:
         before = torch.get_num_threads()
         torch.set_num_threads(SYNTH_THREADS)
         try:
-            return self.model.g_s(y_hat.float()).clamp_(0, 1)[..., :h, :w]
+            return self._transform(self.model.g_s, y_hat).clamp_(0, 1)[..., :h, :w]
         finally:
             torch.set_num_threads(before)
 

@@ -104,7 +104,7 @@ def _load_into(model: NcscModel, state: dict) -> None:
 
 
 def load_codec(metric: str = "mse", quality: int = 1, arch: str = DEFAULT_ARCH,
-               directory: str | os.PathLike | None = None) -> NcscCodec:
+               directory: str | os.PathLike | None = None, precision: str = "auto") -> NcscCodec:
     """The shipped, hash-verified weights of (arch, metric, quality) as a ready codec (eval mode)."""
     cfg = config(metric, quality, arch)
     directory = Path(directory) if directory else weights_dir()
@@ -113,7 +113,7 @@ def load_codec(metric: str = "mse", quality: int = 1, arch: str = DEFAULT_ARCH,
         raise WeightsError(f"{cfg['weights']} is not listed in {directory / 'manifest.json'}")
     model = build_model(metric, quality, arch)
     _load_into(model, load_state(directory / entry["file"], entry["sha256"]))
-    return NcscCodec(model.eval(), ARCHITECTURES[arch]["id"], metric, quality)
+    return NcscCodec(model.eval(), ARCHITECTURES[arch]["id"], metric, quality, precision)
 
 
 def codec_from_state(state: dict, metric: str = "mse", quality: int = 1, arch: str = DEFAULT_ARCH,
