@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..codec.coder import PRECISIONS
 from ..codec.image import load_image, ms_ssim, psnr, to_array
 from ..codec.registry import load_codec
 
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="results")
     p.add_argument("--weights-dir", default=None)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="transforms in fp32 or bf16 (auto: bf16 where the CPU runs it natively)")
     p.add_argument("--replot", action="store_true", help="only redraw the PNG from an existing codec.json")
     args = p.parse_args(argv)
     if args.replot:
@@ -129,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         files = files[:4]
     results = {}
     for m in models:
-        codec = load_codec(m, directory=args.weights_dir)
+        codec = load_codec(m, directory=args.weights_dir, precision=args.precision)
         codec.compress(load_image(files[0])[..., :64, :64])  # warm-up: numba compile, tables
         rows = measure(codec, files, serial_on=0 if args.quick else args.serial)
-        results[m] = {"per_image": rows, "summary": summarize(rows)}
+        results[m] = {"per_image": rows, "summary": summarize(rows), "precision": codec.precision}
         s = results[m]["summary"]
-        print(f"{m}: {s['bpp']:.4f} bpp, {s['psnr']:.2f} dB, MS-SSIM {s['ms_ssim']:.4f}, "
+        print(f"{m} ({codec.precision}): {s['bpp']:.4f} bpp, {s['psnr']:.2f} dB, MS-SSIM {s['ms_ssim']:.4f}, "
               f"encode {s['encode_s']:.2f} s, decode {s['decode_s']:.2f} s ({len(rows)} images); "
               f"hyper-latent {s['z_bpp']:.4f} bpp, the same value in every channel for "
               f"{s['z_constant_images']}/{len(rows)} images")

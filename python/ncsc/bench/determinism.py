@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", required=True)
     p.add_argument("--model", choices=["mse", "ms-ssim"], default="mse")
     p.add_argument("--out", default="results")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="transforms in fp32 or bf16 for both processes (auto: bf16 where native)")
     p.add_argument("--_worker", choices=["encode", "decode"], help=argparse.SUPPRESS)
     p.add_argument("--_work", help=argparse.SUPPRESS)
     p.add_argument("--_threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -49,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if args._worker:
         _worker(args._worker, Path(args.images), Path(args._work), args.model, args._threads)
         return 0
+    from ..codec.coder import resolve_precision
+
+    if args.precision != "auto":
+        os.environ["NCSC_PRECISION"] = args.precision  # the worker processes inherit it
+    precision = resolve_precision()
     with tempfile.TemporaryDirectory(prefix="ncsc_det_") as work:
         base = [sys.executable, "-m", "gnuradio.ncsc.bench.determinism", "--images", args.images, "--model",
                 args.model, "--_work", work]
@@ -61,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"image": stem, "identical": bool(np.array_equal(a, b)),
                          "differing_pixels": int(np.count_nonzero(np.any(a != b, axis=-1)))})
     same = sum(r["identical"] for r in rows)
-    result = {"model": args.model, "images": len(rows), "identical": same,
+    result = {"model": args.model, "images": len(rows), "identical": same, "precision": precision,
               "encode_threads": 1, "decode_threads": 2, "per_image": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"determinism_{args.model}.json").write_text(json.dumps(result, indent=1))
     print(f"{same}/{len(rows)} images decoded bit-identical to the encoder's reconstruction")
-    print(json.dumps({k: result[k] for k in ("model", "images", "identical", "encode_threads", "decode_threads")}))
+    print(json.dumps({k: result[k] for k in ("model", "images", "identical", "precision", "encode_threads",
+                                                    "decode_threads")}))
     return 0 if same == len(rows) else 1
 
 

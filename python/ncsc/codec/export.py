@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         s = summarize(measure(codec, files))
         entry["kodak"] = {k: round(v, 4) for k, v in s.items() if k in ("bpp", "psnr", "ms_ssim")}
         entry["kodak"]["images"] = s["images"]
+        entry["kodak"]["precision"] = codec.precision
         entry["kodak"]["command"] = f"python -m gnuradio.ncsc.bench.codec --images {args.images} --model {args.metric}"
         man[cfg["weights"]] = entry
         man_path.write_text(json.dumps(man, indent=1) + "\n")
