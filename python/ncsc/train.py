@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def checkpoint_quant(ck: dict) -> str:
+    """The quantization a checkpoint was trained with; those older than ``--quant`` used noise."""
+    return ck.get("quant", "noise")
+
+
 def set_lr(opt: torch.optim.Optimizer, lr: float | None) -> None:
     if lr is not None:
         for group in opt.param_groups:
@@ -227,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
         step = ck["step"]
-        quant = ck.get("quant", "noise")  # checkpoints older than --quant were trained with noise
+        quant = checkpoint_quant(ck)
         if "plateau" in ck:
             plateau.load_state_dict(ck["plateau"])
         # load_state_dict restores the saved learning rate; an explicit --lr must still win

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codec.coder import PRECISIONS, resolve_precision
+
 
 def _worker(mode: str, folder: Path, work: Path, model: str, threads: int) -> None:
     import torch
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", required=True)
     p.add_argument("--model", choices=["mse", "ms-ssim"], default="mse")
     p.add_argument("--out", default="results")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="transforms in fp32 or bf16 for both processes (auto: bf16 where native)")
     p.add_argument("--_worker", choices=["encode", "decode"], help=argparse.SUPPRESS)
     p.add_argument("--_work", help=argparse.SUPPRESS)
@@ -52,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     if args._worker:
         _worker(args._worker, Path(args.images), Path(args._work), args.model, args._threads)
         return 0
-    from ..codec.coder import resolve_precision
-
     if args.precision != "auto":
         os.environ["NCSC_PRECISION"] = args.precision  # the worker processes inherit it
     precision = resolve_precision()

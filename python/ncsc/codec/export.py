@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..bench.codec import DEFAULT_IMAGES, measure, summarize
+from ..train import checkpoint_quant
 from .model import NcscModel
 from .registry import config, export_weights, load_codec, weights_dir
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     man = json.loads(man_path.read_text()) if man_path.exists() else {}
     entry = {"file": fname, "sha256": digest, "architecture": "ncsc-cheng2020-gmm", "metric": args.metric,
              "quality": 1, "N": model.N, "K": model.K, "lambda": ck.get("lmbda"), "training_steps": ck["step"],
-             "final_quantization": ck.get("quant", "noise"),
+             "final_quantization": checkpoint_quant(ck),
              "training_data": "shared/data/train (64 photos, 60 for training, 4 held out), random "
                               f"{ck.get('patch', 256)}px crops, batch {ck.get('batch', 8)}",
              "exported": datetime.date.today().isoformat(), "size_bytes": (out / fname).stat().st_size}
