@@ -63,12 +63,15 @@ bench-determinism: setup
 # Training resumes from its checkpoint (kept out of git, under ~/.cache/gr-ncsc).
 # QUANT=hard runs the final stage (analysis frozen, latents rounded) before an export.
 CKPT ?= $(HOME)/.cache/gr-ncsc
+# LMBDA=x trains at another rate-distortion trade-off (a checkpoint keeps its own otherwise).
 QUANT ?= mixed
+LMBDA ?=
+TRAIN_ARGS = --quant $(QUANT) $(if $(LMBDA),--lmbda $(LMBDA))
 train: setup
-	$(PY) -m gnuradio.ncsc.train --metric mse --quant $(QUANT) --out $(CKPT)/train-mse
+	$(PY) -m gnuradio.ncsc.train --metric mse $(TRAIN_ARGS) --out $(CKPT)/train-mse
 
 train-msssim: setup
-	$(PY) -m gnuradio.ncsc.train --metric ms-ssim --quant $(QUANT) --out $(CKPT)/train-msssim \
+	$(PY) -m gnuradio.ncsc.train --metric ms-ssim $(TRAIN_ARGS) --out $(CKPT)/train-msssim \
 		--init weights/ncsc-mse-q1.pth.gz
 
 # results/training.png and training.csv from the two runs' logs

@@ -148,6 +148,27 @@ def test_mixed_quantization_decodes_what_the_coder_sees():
     assert not torch.equal(model(x)["x_hat"], model(x)["x_hat"])
 
 
+def test_lambda_is_kept_on_resume_and_a_new_one_restarts_the_plateau_rule(photos, tmp_path, capsys):
+    out = tmp_path / "run"
+    train.main(_args(photos, out, "--metric", "ms-ssim", "--steps", "2"))
+    ck = torch.load(out / "checkpoint.pth", weights_only=False)
+    assert ck["lmbda"] == train.LAMBDAS["ms-ssim"]
+    ck["plateau"] = {"best": -1.0, "bad": 1}  # a best the new lambda could never beat
+    torch.save(ck, out / "checkpoint.pth")
+    train.main(_args(photos, out, "--metric", "ms-ssim", "--steps", "4", "--lmbda", "1.5"))
+    ck = torch.load(out / "checkpoint.pth", weights_only=False)
+    assert ck["lmbda"] == 1.5 and ck["plateau"]["best"] > 0 and ck["plateau"]["bad"] == 0
+    eval_rows = [r for r in _rows(out) if r["kind"] == "eval"]
+    assert float(eval_rows[-1]["loss"]) == pytest.approx(ck["plateau"]["best"], rel=1e-4)
+    train.main(_args(photos, out, "--metric", "ms-ssim", "--steps", "5"))  # no --lmbda: keeps 1.5
+    assert torch.load(out / "checkpoint.pth", weights_only=False)["lmbda"] == 1.5
+    with pytest.raises(SystemExit):
+        train.main(_args(photos, out, "--metric", "mse", "--steps", "6"))
+    assert "trains --metric ms-ssim" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(_args(photos, out, "--metric", "ms-ssim", "--lmbda", "0"))
+
+
 def test_quantization_mode_is_kept_on_resume(photos, tmp_path):
     out = tmp_path / "run"
     train.main(_args(photos, out, "--steps", "1"))

@@ -22,8 +22,9 @@ import torch
 from PIL import Image
 
 from .codec.model import TRAIN_QUANT, NcscModel
+from .codec.registry import METRICS, config
 
-LAMBDAS = {"mse": 0.0018, "ms-ssim": 2.40}  # CompressAI's quality-1 values
+LAMBDAS = {m: config(m)["lmbda"] for m in METRICS}  # the registry's quality 1: CompressAI's values
 DEFAULT_LR, DEFAULT_AUX_LR = 1e-4, 1e-3
 MSSSIM_MIN_SIDE = 160  # pytorch_msssim needs a side > (11 - 1) * 2**4
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
@@ -96,7 +97,9 @@ def load_init(path: str, model) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.train", description=__doc__.splitlines()[0])
     p.add_argument("--metric", choices=sorted(LAMBDAS), default="mse")
-    p.add_argument("--lmbda", type=float, default=None, help="rate-distortion trade-off (default: CompressAI q1)")
+    p.add_argument("--lmbda", type=float, default=None,
+                   help="rate-distortion trade-off (default: CompressAI q1; on resume: the checkpoint's, or this "
+                        "value when given)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="folder of training photos")
     p.add_argument("--eval-dir", default=None, help="held-out folder (default: last 4 photos of --data)")
     p.add_argument("--out", required=True, help="checkpoint / log folder (resumed when it holds a checkpoint)")
@@ -204,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.lmbda is not None and not args.lmbda > 0:
+        parser.error("--lmbda must be positive")
     lmbda = LAMBDAS[args.metric] if args.lmbda is None else args.lmbda
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -228,13 +233,21 @@ def main(argv: list[str] | None = None) -> int:
     quant = "mixed"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck.get("metric", args.metric) != args.metric:
+            parser.error(f"{ckpt_path} trains --metric {ck['metric']}, not {args.metric}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
         step = ck["step"]
         quant = checkpoint_quant(ck)
-        if "plateau" in ck:
+        saved_lmbda = ck.get("lmbda", LAMBDAS[args.metric])
+        if args.lmbda is None:
+            lmbda = saved_lmbda
+        if "plateau" in ck and lmbda == saved_lmbda:
             plateau.load_state_dict(ck["plateau"])
+        elif lmbda != saved_lmbda:
+            # held-out losses at another lambda are not comparable: the plateau rule starts afresh
+            print(f"lambda {saved_lmbda:g} -> {lmbda:g}: the learning-rate plateau rule starts afresh", file=sys.stderr)
         # load_state_dict restores the saved learning rate; an explicit --lr must still win
         set_lr(opt, args.lr)
         set_lr(aux_opt, args.aux_lr)
