@@ -22,6 +22,8 @@ from .model import NcscModel
 ARCHITECTURES = {"ncsc-cheng2020-gmm": {"id": 1, "cls": NcscModel}}
 DEFAULT_ARCH = "ncsc-cheng2020-gmm"
 METRICS = ("mse", "ms-ssim")
+# "lmbda" is CompressAI's lambda for the quality level: the training default. The lambda the
+# shipped weights were actually trained at is recorded in weights/manifest.json.
 CONFIGS = {
     ("ncsc-cheng2020-gmm", "mse", 1): {"N": 128, "K": 3, "lmbda": 0.0018, "weights": "ncsc-mse-q1"},
     ("ncsc-cheng2020-gmm", "ms-ssim", 1): {"N": 128, "K": 3, "lmbda": 2.40, "weights": "ncsc-msssim-q1"},
