@@ -198,6 +198,8 @@ def evaluate(model, files, metric, device, lmbda: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.lmbda is not None and not args.lmbda > 0:
+        parser.error("--lmbda must be positive")
     if args.patch <= 0 or args.patch % 64:
         parser.error("--patch must be a positive multiple of 64 (the model downsamples by 64)")
     if args.patch < min_side(args.metric):
@@ -207,8 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if args.lmbda is not None and not args.lmbda > 0:
-        parser.error("--lmbda must be positive")
     lmbda = LAMBDAS[args.metric] if args.lmbda is None else args.lmbda
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -241,13 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         step = ck["step"]
         quant = checkpoint_quant(ck)
         saved_lmbda = ck.get("lmbda", LAMBDAS[args.metric])
-        if args.lmbda is None:
-            lmbda = saved_lmbda
-        if "plateau" in ck and lmbda == saved_lmbda:
-            plateau.load_state_dict(ck["plateau"])
-        elif lmbda != saved_lmbda:
+        lmbda = saved_lmbda if args.lmbda is None else args.lmbda
+        if lmbda != saved_lmbda:
             # held-out losses at another lambda are not comparable: the plateau rule starts afresh
             print(f"lambda {saved_lmbda:g} -> {lmbda:g}: the learning-rate plateau rule starts afresh", file=sys.stderr)
+        elif "plateau" in ck:
+            plateau.load_state_dict(ck["plateau"])
         # load_state_dict restores the saved learning rate; an explicit --lr must still win
         set_lr(opt, args.lr)
         set_lr(aux_opt, args.aux_lr)
