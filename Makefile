@@ -66,13 +66,16 @@ CKPT ?= $(HOME)/.cache/gr-ncsc
 # LMBDA=x trains at another rate-distortion trade-off (a checkpoint keeps its own otherwise).
 QUANT ?= mixed
 LMBDA ?=
-TRAIN_ARGS = --quant $(QUANT) $(if $(LMBDA),--lmbda $(LMBDA))
+# Without a checkpoint, a run starts from the shipped weights (and their lambda).
+THREADS ?= 1
+TRAIN_ARGS = --quant $(QUANT) --threads $(THREADS) $(if $(LMBDA),--lmbda $(LMBDA))
 train: setup
-	$(PY) -m gnuradio.ncsc.train --metric mse $(TRAIN_ARGS) --out $(CKPT)/train-mse
+	$(PY) -m gnuradio.ncsc.train --metric mse $(TRAIN_ARGS) --out $(CKPT)/train-mse \
+		--init weights/ncsc-mse-q1.pth.gz
 
 train-msssim: setup
 	$(PY) -m gnuradio.ncsc.train --metric ms-ssim $(TRAIN_ARGS) --out $(CKPT)/train-msssim \
-		--init weights/ncsc-mse-q1.pth.gz
+		--init weights/ncsc-msssim-q1.pth.gz
 
 # results/training.png and training.csv from the two runs' logs
 plot-training: setup

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -57,22 +58,76 @@ class ImageSender:
         return meta, data
 
 
+MAX_NAME = 64
+
+
+def safe_name(name) -> str:
+    """A file-name stem from untrusted metadata: printable, no separators, at most MAX_NAME characters."""
+    stem = Path(str(name)).stem if isinstance(name, str) else ""
+    stem = re.sub(r"[^A-Za-z0-9._+-]", "_", stem)[:MAX_NAME].strip("._")
+    return stem or "image"
+
+
+def _int_field(meta: dict, key: str, lo: int, hi: int):
+    v = meta.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
+        return None
+    return int(v)
+
+
+def _sanitize(meta) -> dict:
+    """The metadata fields a record takes, checked: anything odd is dropped, never raised on."""
+    meta = meta if isinstance(meta, dict) else {}
+    rec = {}
+    for key, lo, hi in (("image_id", 0, 0xFFFF), ("width", 1, 1 << 16), ("height", 1, 1 << 16),
+                        ("bits", 0, 1 << 40)):
+        v = _int_field(meta, key, lo, hi)
+        if v is not None:
+            rec[key] = v
+    if isinstance(meta.get("name"), str):
+        rec["name"] = safe_name(meta["name"])
+    if isinstance(meta.get("model"), str) and len(meta["model"]) <= 16:
+        rec["model"] = meta["model"]
+    if isinstance(meta.get("bpp"), (int, float)) and not isinstance(meta.get("bpp"), bool):
+        rec["bpp"] = float(meta["bpp"])
+    return rec
+
+
 class ImageReceiver:
-    """Decodes reassembled images, writes ``<out>/<id>_<name>.png`` and ``.json``; returns the record."""
+    """Decodes reassembled images, writes ``<out>/<id>_<name>.png`` and ``.json``; returns the record.
+
+    ``receive`` never raises: metadata is untrusted (fields of the wrong type or range are
+    dropped, names are reduced to safe stems) and a stream above ``max_pixels`` is refused
+    from its header, before any decoding."""
 
     def __init__(self, codec_for, out_dir: str | os.PathLike | None = None, bits_per_symbol: int = 4,
-                 code_rate: float = 1 / 3):
+                 code_rate: float = 1 / 3, max_pixels: int | None = None):
+        from .codec.bitstream import DEFAULT_MAX_PIXELS
+
         self.codec_for = codec_for  # metric -> codec
         self.out_dir = Path(out_dir) if out_dir else None
         self.bps = bits_per_symbol
         self.rate = code_rate
+        self.max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
 
     def receive(self, meta: dict, data: bytes) -> dict:
-        rec = {k: meta[k] for k in ("image_id", "name", "width", "height", "model", "bits", "bpp")
-               if k in meta}
-        rec["codewords"] = int(meta.get("blocks", meta.get("codewords", 0)) or 0)
-        rec["codeword_errors"] = len(meta.get("failed", [])) + len(meta.get("missing", []))
-        coded_bits = rec["codewords"] * meta.get("ldpc_k", 1536)
+        try:
+            return self._receive(meta if isinstance(meta, dict) else {}, data)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: a record, never a crash
+            log.exception("image record failed")
+            rec = _sanitize(meta)
+            rec.update(status="failed", reason=f"receiver error: {exc}")
+            try:
+                return self._write(rec, None, {})
+            except Exception:  # noqa: BLE001 - e.g. an unwritable output folder
+                return rec
+
+    def _receive(self, meta: dict, data: bytes) -> dict:
+        rec = _sanitize(meta)
+        rec["codewords"] = _int_field(meta, "blocks", 0, 1 << 16) or _int_field(meta, "codewords", 0, 1 << 16) or 0
+        lost = [meta.get("failed"), meta.get("missing")]
+        rec["codeword_errors"] = sum(len(v) for v in lost if isinstance(v, (list, tuple)))
+        coded_bits = rec["codewords"] * (_int_field(meta, "ldpc_k", 1, 1 << 20) or 1536)
         rec["symbols"] = int(round(coded_bits / self.rate / self.bps))  # transmission overhead (TO)
         if "width" in rec and "height" in rec:
             rec["bcr"] = rec["symbols"] / (3 * rec["width"] * rec["height"])
@@ -83,9 +138,12 @@ class ImageReceiver:
             from .codec.bitstream import unpack
 
             header, _, _ = unpack(data)
+            if header.width * header.height > self.max_pixels:
+                raise ValueError(f"image {header.width}x{header.height} is above the limit of "
+                                 f"{self.max_pixels} pixels (max_pixels)")
             codec = self.codec_for(header.metric)
             t0 = time.perf_counter()
-            x_hat = codec.decompress(data)["x_hat"]
+            x_hat = codec.decompress(data, max_pixels=self.max_pixels)["x_hat"]
             rec["decode_s"] = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - a bad stream is a record, never a crash
             rec.update(status="failed", reason=f"undecodable: {exc}")
@@ -94,7 +152,7 @@ class ImageReceiver:
                    bits=8 * len(data), bpp=8 * len(data) / (header.width * header.height))
         got = to_array(x_hat)
         ref_path = meta.get("path")
-        if ref_path and Path(ref_path).exists():
+        if isinstance(ref_path, str) and "\0" not in ref_path and Path(ref_path).is_file():
             try:
                 ref = to_array(load_image(ref_path))
                 if ref.shape == got.shape:
@@ -107,7 +165,8 @@ class ImageReceiver:
     def _write(self, rec: dict, x_hat, meta: dict) -> dict:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            stem = f"{rec.get('image_id', 'x'):05d}_{Path(str(rec.get('name', 'image'))).stem}"
+            iid = rec.get("image_id")
+            stem = f"{iid:05d}_{rec.get('name', 'image')}" if isinstance(iid, int) else f"x_{rec.get('name', 'image')}"
             if x_hat is not None:
                 png = self.out_dir / f"{stem}.png"
                 save_png(x_hat, png)

@@ -1,14 +1,17 @@
 """Train an NCSC model: ``python -m gnuradio.ncsc.train --metric mse --out DIR``.
 
-Built to run unattended for hours on a CPU (bf16 autocast + channels_last, rate
-terms in fp32) or a GPU, and to be stopped and resumed at any time: the
-checkpoint in ``--out`` is written every ``--save-every`` steps and on SIGTERM/SIGINT.
+Built to run unattended for hours on a CPU (bf16 autocast, channels_last where this
+CPU is proven to run it: :mod:`.cpuprobe`; rate terms in fp32) or a GPU, and to be
+stopped and resumed at any time: the checkpoint in ``--out`` is written every
+``--save-every`` steps and on SIGTERM/SIGINT. Without a checkpoint it starts from
+``--init`` (e.g. the shipped weights) and says which.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import random
@@ -28,13 +31,19 @@ LAMBDAS = {m: config(m)["lmbda"] for m in METRICS}  # the registry's quality 1: 
 DEFAULT_LR, DEFAULT_AUX_LR = 1e-4, 1e-3
 MSSSIM_MIN_SIDE = 160  # pytorch_msssim needs a side > (11 - 1) * 2**4
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "train"
+_SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DEFAULT_DATA = [str(d) for d in (_SHARED / "train", _SHARED / "train2") if d.is_dir()] or [str(_SHARED / "train")]
+DEFAULT_SLICE_TRAIN = 0.7
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXT)
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_EXT))}) in {folder}")
+def list_images(*folders: str | os.PathLike) -> list[Path]:
+    """The photos of each folder in turn (sorted within a folder)."""
+    files = []
+    for folder in folders:
+        found = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXT)
+        if not found:
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_EXT))}) in {folder}")
+        files += found
     return files
 
 
@@ -63,7 +72,9 @@ class CropBank:
             if self.rng.random() < 0.5:
                 crop = crop[:, ::-1]
             out[i] = crop
-        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+        # contiguous NCHW: a permuted view keeps NHWC strides, i.e. channels_last by the back door,
+        # which crashes the backward pass on CPUs where channels_last is not proven (cpuprobe)
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
 
 
 def rd_terms(out: dict, x: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -94,16 +105,32 @@ def load_init(path: str, model) -> dict:
     return state
 
 
+def shipped_lambda(path: str, default: float) -> float:
+    """The lambda a shipped weight file was trained at (its manifest entry), else ``default``."""
+    try:
+        entries = json.loads((Path(path).parent / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return default
+    return next((float(e["lambda"]) for e in entries.values() if e.get("file") == Path(path).name), default)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.train", description=__doc__.splitlines()[0])
     p.add_argument("--metric", choices=sorted(LAMBDAS), default="mse")
     p.add_argument("--lmbda", type=float, default=None,
                    help="rate-distortion trade-off (default: CompressAI q1; on resume: the checkpoint's, or this "
                         "value when given)")
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="folder of training photos")
-    p.add_argument("--eval-dir", default=None, help="held-out folder (default: last 4 photos of --data)")
+    p.add_argument("--data", nargs="+", default=DEFAULT_DATA,
+                   help="folders of training photos (default: shared/data/train and train2 where present)")
+    p.add_argument("--eval-dir", default=None,
+                   help="held-out folder (default: the last 4 photos of each --data folder)")
     p.add_argument("--out", required=True, help="checkpoint / log folder (resumed when it holds a checkpoint)")
-    p.add_argument("--init", default=None, help="start from this state dict (e.g. the MSE model)")
+    p.add_argument("--init", default=None,
+                   help="start from this state dict when --out holds no checkpoint (e.g. the shipped weights)")
+    p.add_argument("--slice-train", type=float, default=None,
+                   help=f"share of batches whose context model sees only a random slice (or nothing), so the "
+                        f"hyperprior learns to carry across slice edges (default {DEFAULT_SLICE_TRAIN}; on resume: "
+                        f"the checkpoint's, or this value when given)")
     p.add_argument("--N", type=int, default=128)
     p.add_argument("--steps", type=int, default=1_000_000, help="stop after this many total steps")
     p.add_argument("--hours", type=float, default=None, help="stop after this much wall time")
@@ -120,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="halve the learning rate after this many evaluations without a better held-out loss "
                    "(0: never)")
     p.add_argument("--min-lr", type=float, default=1e-5, help="the plateau rule stops lowering here")
-    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (slower on CPU)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 autocast on GPUs and on CPUs with native bf16 (AMX / AVX512-BF16), else fp32 "
+                        "(emulated bf16 is ~20x slower)")
+    p.add_argument("--no-bf16", action="store_true", help="same as --precision fp32")
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
@@ -202,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--lmbda must be positive")
     if args.patch <= 0 or args.patch % 64:
         parser.error("--patch must be a positive multiple of 64 (the model downsamples by 64)")
+    if args.slice_train is not None and not 0 <= args.slice_train <= 1:
+        parser.error("--slice-train must be within [0, 1]")
     if args.patch < min_side(args.metric):
         parser.error(f"--patch must exceed {MSSSIM_MIN_SIDE} for ms-ssim (5 scales of an 11-tap window)")
     from tqdm import tqdm
@@ -212,9 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     lmbda = LAMBDAS[args.metric] if args.lmbda is None else args.lmbda
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = list_images(args.data)
-    eval_files = list_images(args.eval_dir) if args.eval_dir else files[-4:]
-    train_files = files if args.eval_dir else files[:-4] or files
+    if args.eval_dir:
+        train_files, eval_files = list_images(*args.data), list_images(args.eval_dir)
+    else:
+        train_files, eval_files = [], []
+        for folder in args.data:
+            found = list_images(folder)
+            train_files += found[:-4] or found
+            eval_files += found[-4:]
     for f in eval_files:
         with Image.open(f) as im:
             if min(eval_size(im.height, im.width)) < min_side(args.metric):
@@ -231,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_path = out_dir / "checkpoint.pth"
     step = 0
     quant = "mixed"
+    slice_train = DEFAULT_SLICE_TRAIN
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ck.get("metric", args.metric) != args.metric:
@@ -240,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         aux_opt.load_state_dict(ck["aux_opt"])
         step = ck["step"]
         quant = checkpoint_quant(ck)
+        slice_train = ck.get("slice_train", 0.0)  # older checkpoints trained with the full context
         saved_lmbda = ck.get("lmbda", LAMBDAS[args.metric])
         lmbda = saved_lmbda if args.lmbda is None else args.lmbda
         if lmbda != saved_lmbda:
@@ -253,20 +292,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed {ckpt_path} at step {step}", file=sys.stderr)
     elif args.init:
         model.load_state_dict(load_init(args.init, model), strict=False)
-        print(f"initialised from {args.init}", file=sys.stderr)
+        if args.lmbda is None:
+            lmbda = shipped_lambda(args.init, lmbda)
+        print(f"no checkpoint in {out_dir}: initialised from {args.init}", file=sys.stderr)
+    else:
+        print(f"no checkpoint in {out_dir} and no --init: training from scratch", file=sys.stderr)
 
     model.train_quant = quant = args.quant or quant
     model.freeze_analysis(quant == "hard")
-    print(f"training quantization: {quant}", file=sys.stderr)
-    bf16 = not args.no_bf16
-    if bf16 and device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)  # only under bf16: fp32+channels_last crashed here
+    model.slice_train = slice_train = slice_train if args.slice_train is None else args.slice_train
+    if args.no_bf16 or args.precision == "fp32":
+        bf16 = False
+    elif args.precision == "bf16" or device.type == "cuda":
+        bf16 = True
+    else:
+        from .codec.coder import native_bf16
+
+        bf16 = native_bf16()
+    channels_last = False
+    if device.type == "cpu":
+        from .cpuprobe import channels_last_ok
+
+        channels_last = channels_last_ok(bf16)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    print(f"training quantization: {quant}, slice-restricted context in {slice_train:.0%} of batches, "
+          f"{'bf16' if bf16 else 'fp32'}{' + channels_last' if channels_last else ''}", file=sys.stderr)
     bank = CropBank(train_files, args.patch, seed=args.seed + step)
 
     def save():
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                     "plateau": plateau.state_dict(), "step": step, "quant": quant, "metric": args.metric,
+                    "slice_train": slice_train,
                     "lmbda": lmbda, "N": args.N, "data": str(args.data), "patch": args.patch, "batch": args.batch}, tmp)
         os.replace(tmp, ckpt_path)
 
@@ -288,8 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     model.train()
     while step < args.steps and not stop["now"] and (t_end is None or time.time() < t_end):
         x = bank.batch(args.batch).to(device)
-        if bf16 and device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(x)
         bpp, dist, qual = rd_terms(out, x, args.metric)

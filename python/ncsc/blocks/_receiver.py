@@ -10,7 +10,7 @@ import pmt
 from gnuradio import gr
 
 from ..phy import BurstRx
-from ..phy.burst import burst_symbols
+from ..phy.burst import MODS, burst_symbols, payload_symbols
 from ._stream import Ticker
 from .pdu import PORT_OUT, to_pdu
 
@@ -24,13 +24,15 @@ class burst_receiver(gr.sync_block):  # noqa: N801
     """
 
     def __init__(self, sps: int = 4, rolloff: float = 0.35, samp_rate: float = 0.0, threshold: float = 0.6,
-                 max_symbols: int = 1152):
+                 code_bits: int = 4608):
         gr.sync_block.__init__(self, name="ncsc_burst_receiver", in_sig=[np.complex64], out_sig=None)
         self.message_port_register_out(pmt.intern(PORT_OUT))
-        self.rx = BurstRx(int(sps), float(rolloff), float(threshold))
+        self.rx = BurstRx(int(sps), float(rolloff), float(threshold), code_bits=int(code_bits))
         self.sps = int(sps)
         self.samp_rate = float(samp_rate)
-        self.burst_len = (burst_symbols(int(max_symbols)) + 16) * self.sps
+        # the longest burst the code allows: its codeword at the lowest order (any header may come)
+        longest = max(payload_symbols(int(code_bits), m) for m in MODS)
+        self.burst_len = (burst_symbols(longest) + 16) * self.sps
         self.chunk = 6 * self.burst_len
         self.buf = np.zeros(0, np.complex64)
         self.base = 0  # absolute index of buf[0]

@@ -24,7 +24,7 @@ class burst_rx(gr.hier_block2):  # noqa: N801
         gr.hier_block2.__init__(self, "ncsc_burst_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(0, 0, 0))
         self.message_port_register_hier_out(PORT_OUT)
-        self.receiver = burst_receiver(sps, rolloff, samp_rate, threshold, n // 4)
+        self.receiver = burst_receiver(sps, rolloff, samp_rate, threshold, code_bits=n)
         self.decoder = ldpc_decoder(k, n, "", "sum-product", max_iter)
         self.connect(self, self.receiver)
         self.msg_connect(self.receiver, PORT_OUT, self.decoder, "in")

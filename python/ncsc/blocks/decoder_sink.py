@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 
+from ..codec.bitstream import DEFAULT_MAX_PIXELS
 from ..imaging import ImageReceiver
 from .image_source import load_named_codec
 from .pdu import PduBlock
@@ -18,13 +19,14 @@ from .pdu import PduBlock
 
 class decoder_sink(PduBlock):  # noqa: N801
     def __init__(self, out_dir: str = "", bits_per_symbol: int = 4, code_rate: float = 1 / 3,
-                 weights_dir: str = "", codec=None):
+                 weights_dir: str = "", codec=None, max_pixels: int = DEFAULT_MAX_PIXELS):
         PduBlock.__init__(self, "ncsc_decoder_sink")
         self._codecs = {}
         if codec is not None:
             self._codecs[codec.metric] = codec
         self.weights_dir = weights_dir
-        self.receiver = ImageReceiver(self._codec_for, out_dir or None, bits_per_symbol, code_rate)
+        self.receiver = ImageReceiver(self._codec_for, out_dir or None, bits_per_symbol, code_rate,
+                                      max_pixels=max_pixels)
         self.records: list[dict] = []
         self.record_event = threading.Event()
 

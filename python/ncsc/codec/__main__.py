@@ -10,23 +10,35 @@ import time
 import torch
 
 from .bitstream import BitstreamError, unpack
+from .coder import DEFAULT_MAX_PIXELS
 from .image import ImageError, load_image, save_png
-from .registry import MODEL_IDS, WeightsError, load_codec
+from .registry import METRICS, MODEL_IDS, WeightsError, load_codec
+
+
+def _common(parser: argparse.ArgumentParser, default) -> None:
+    """Options accepted before or after the subcommand (the sub-parser's copy must not reset
+    what was given before it, hence SUPPRESS there)."""
+    parser.add_argument("--threads", type=int, default=default(None), help="torch CPU threads")
+    parser.add_argument("--weights-dir", default=default(None),
+                        help="folder with manifest.json (default: shipped weights)")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.codec", description="NCSC learned image codec")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--weights-dir", default=None, help="folder with manifest.json (default: shipped weights)")
+    _common(p, lambda v: v)
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("encode", help="image file -> .ncsc bitstream")
     e.add_argument("image")
     e.add_argument("output")
-    e.add_argument("--model", choices=["mse", "ms-ssim"], default="mse")
+    e.add_argument("--model", choices=METRICS, default="mse")
     e.add_argument("--quality", type=int, default=1)
     d = sub.add_parser("decode", help=".ncsc bitstream -> PNG")
     d.add_argument("input")
     d.add_argument("output")
+    d.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse streams declaring more pixels than this (default {DEFAULT_MAX_PIXELS})")
+    for sp in (e, d):
+        _common(sp, lambda v: argparse.SUPPRESS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads:
@@ -34,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "encode":
             x = load_image(args.image)
-            codec = load_codec(args.model, args.quality, directory=args.weights_dir)
+            try:
+                codec = load_codec(args.model, args.quality, directory=args.weights_dir)
+            except KeyError as exc:
+                raise ValueError(exc.args[0]) from None
             t0 = time.perf_counter()
             out = codec.compress(x)
             dt = time.perf_counter() - t0
@@ -50,9 +65,15 @@ def main(argv: list[str] | None = None) -> int:
             header, _, _ = unpack(data)
             if header.model_id not in MODEL_IDS:
                 raise BitstreamError(f"unknown model id {header.model_id}")
-            codec = load_codec(header.metric, header.quality, MODEL_IDS[header.model_id], args.weights_dir)
+            if header.height * header.width > args.max_pixels:
+                raise BitstreamError(f"image {header.width}x{header.height} is above the limit of "
+                                     f"{args.max_pixels} pixels (--max-pixels)")
+            try:
+                codec = load_codec(header.metric, header.quality, MODEL_IDS[header.model_id], args.weights_dir)
+            except KeyError as exc:
+                raise BitstreamError(f"stream needs a model this installation lacks: {exc.args[0]}") from None
             t0 = time.perf_counter()
-            out = codec.decompress(data)
+            out = codec.decompress(data, max_pixels=args.max_pixels)
             dt = time.perf_counter() - t0
             save_png(out["x_hat"], args.output)
             print(f"{args.input}: {header.width}x{header.height} decoded in {dt:.2f} s -> {args.output}")

@@ -30,6 +30,9 @@ VERSION = 1
 _HDR = struct.Struct(">4sBBBBBBHHHHII")
 HEADER_SIZE = _HDR.size + 4
 MAX_SIDE = 8192
+# Largest image a decoder accepts unless told otherwise: decoding costs memory and time in
+# proportion to the pixels a header declares, so a forged header must not buy 8192x8192.
+DEFAULT_MAX_PIXELS = 4_194_304  # 2048 x 2048 (Kodak: 393 216)
 METRIC_IDS = {"mse": 0, "ms-ssim": 1}
 ORDER_IDS = {"wavefront": 0, "raster": 1}
 

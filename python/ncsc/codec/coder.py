@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import bitstream as bs
-from .entropy import RansStream, encode_values, quantize_params
+from .entropy import RansStream, decode_z, encode_values, quantize_params
 from .fixed import FA, FixedConv, FixedSequential, to_fixed
 from .model import NcscModel
 
@@ -26,6 +26,7 @@ ORDERS = ("wavefront", "raster")
 SYNTH_THREADS = 2
 Y_LIMIT = 1 << 15
 PRECISIONS = ("auto", "fp32", "bf16")
+DEFAULT_MAX_PIXELS = bs.DEFAULT_MAX_PIXELS
 
 
 def native_bf16() -> bool:
@@ -67,7 +68,7 @@ class NcscCodec:
     """CompressAI-style ``compress``/``decompress`` around a trained model."""
 
     def __init__(self, model: NcscModel, model_id: int = 1, metric: str = "mse", quality: int = 1,
-                 precision: str = "auto"):
+                 precision: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS):
         # The analysis and synthesis transforms (most of the time) may run in bf16: the bits
         # never depend on it (the probability path below is exact integer arithmetic), only the
         # encoder's choice of latents and the decoded pixels, by a level or two.
@@ -76,6 +77,7 @@ class NcscCodec:
         if self.precision == "bf16":
             self.model = model.to(memory_format=torch.channels_last)  # only with bf16 (see train.py)
         self.model_id, self.metric, self.quality = model_id, metric, quality
+        self.max_pixels = max_pixels
         self.K, self.M = model.K, model.M
         self.hs = FixedSequential(model.h_s)
         cp = model.context_prediction
@@ -131,7 +133,8 @@ class NcscCodec:
         xp = F.pad(x.float(), (0, zw * 64 - w, 0, zh * 64 - h), mode="replicate")
         m = self.model
         y = self._transform(m.g_a, xp)
-        z = self._transform(m.h_a, y)
+        # CompressAI's z encoder loops forever on values near 2**30: keep z where the coder works
+        z = torch.nan_to_num(self._transform(m.h_a, y)).clamp(-Y_LIMIT, Y_LIMIT)
         z_strings = m.entropy_bottleneck.compress(z)
         z_hat = m.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         y_hat = torch.round(y).clamp(-Y_LIMIT, Y_LIMIT)
@@ -164,18 +167,32 @@ class NcscCodec:
             torch.set_num_threads(before)
 
     @torch.no_grad()
-    def decompress(self, data: bytes) -> dict:
-        """Decode a bitstream made by :meth:`compress`; raises BitstreamError/ValueError on bad input."""
+    def decompress(self, data: bytes, max_pixels: int | None = None) -> dict:
+        """Decode a bitstream made by :meth:`compress`; raises BitstreamError on bad input.
+
+        Never reads outside the strings (both are decoded by bounded decoders of our own), and
+        refuses an image above ``max_pixels`` (default: the codec's) before any allocation."""
         header, z_string, y_string = bs.unpack(data)
-        if (header.model_id, header.metric) != (self.model_id, self.metric):
-            raise bs.BitstreamError(f"stream was made by model {header.model_id}/{header.metric}, "
-                                    f"this decoder is {self.model_id}/{self.metric}")
+        limit = self.max_pixels if max_pixels is None else max_pixels
+        if header.height * header.width > limit:
+            raise bs.BitstreamError(f"image {header.width}x{header.height} is above this decoder's limit of "
+                                    f"{limit} pixels (max_pixels)")
+        if (header.model_id, header.metric, header.quality) != (self.model_id, self.metric, self.quality):
+            raise bs.BitstreamError(f"stream was made by model {header.model_id}/{header.metric}/q{header.quality}, "
+                                    f"this decoder is {self.model_id}/{self.metric}/q{self.quality}")
+        try:
+            return self._decode(header, z_string, y_string)
+        except OverflowError as exc:  # latents too large for the exact integer path: not from an encoder
+            raise bs.BitstreamError(f"latents out of range (corrupted stream): {exc}") from exc
+        except ValueError as exc:
+            if isinstance(exc, bs.BitstreamError):
+                raise
+            raise bs.BitstreamError(str(exc)) from exc
+
+    def _decode(self, header: bs.Header, z_string: bytes, y_string: bytes) -> dict:
         m = self.model
         zh, zw = header.z_shape
-        try:
-            z_hat = m.entropy_bottleneck.decompress([z_string], (zh, zw))
-        except Exception as exc:  # noqa: BLE001 - CompressAI raises various errors on garbage
-            raise bs.BitstreamError(f"hyper-latent string does not decode: {exc}") from exc
+        z_hat = decode_z(m.entropy_bottleneck, z_string, (zh, zw))
         hs = self.hs(to_fixed(z_hat))[0]
         hy, wy = 4 * zh, 4 * zw
         y_pad = torch.zeros((self.M, hy + 4, wy + 4), dtype=torch.float64)
@@ -185,6 +202,8 @@ class NcscCodec:
             c = torch.from_numpy(cols)
             raw = self.step_params(hs, y_pad, r, c)
             vals = stream.decode(*self._params(raw))
+            if np.abs(vals).max() > Y_LIMIT:  # the encoder clamps: larger is corruption
+                raise bs.BitstreamError("latent value out of range (corrupted stream)")
             y_pad[:, r + 2, c + 2] = torch.from_numpy(vals.reshape(r.numel(), self.M).T * float(2**FA))
         if stream.state[1] != len(y_string):
             raise bs.BitstreamError("latent stream has trailing bytes (corrupted)")

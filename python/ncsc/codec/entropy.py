@@ -243,3 +243,107 @@ class RansStream:
         if not _rans_decode(self.buf, self.state, w, s, mu, self.t.half, self.t.offs, self.t.tab, out):
             raise ValueError("latent stream ends early (truncated or corrupted)")
         return out
+
+
+# -- the hyper-latent z: CompressAI's rANS format, decoded with bounds checks ------------------
+# CompressAI's C++ decoder (Rans64, 16-bit precision, 4-bit bypass chunks) trusts its input: it
+# reads past the end of a short string and loops on a long run of bypass flags, so a forged z
+# string could crash the process or decode heap bytes. This decoder reads the same format and
+# refuses, instead, anything that a CompressAI encoder cannot have produced.
+Z_RANS_L = 1 << 31
+Z_BYPASS_BITS = 4
+Z_MAX_BYPASS_CHUNKS = 8  # raw values fit 32 bits: 8 chunks of 4 bits
+
+
+@nb.njit(cache=True, nogil=True)
+def _z_decode(words, indexes, cdf, cdf_len, offsets, out):
+    """Decode len(out) symbols; 0 = ok, 1 = string ends early, 2 = impossible symbol or state,
+    3 = trailing words."""
+    n = words.size
+    if n < 2 or words[1] >= (1 << 31):  # an encoder's final state is below 2**63
+        return 1 if n < 2 else 2
+    x = words[0] | (words[1] << 32)
+    pos = 2
+    mask = (1 << 16) - 1
+    bmask = (1 << Z_BYPASS_BITS) - 1
+    for i in range(indexes.size):
+        ci = indexes[i]
+        length = cdf_len[ci]
+        cf = x & mask
+        s = 0
+        while s + 2 < length and cdf[ci, s + 1] <= cf:
+            s += 1
+        start = cdf[ci, s]
+        freq = cdf[ci, s + 1] - start
+        if freq <= 0 or cf < start:
+            return 2
+        x = freq * (x >> 16) + cf - start
+        if x < Z_RANS_L:
+            if pos >= n:
+                return 1
+            x = (x << 32) | words[pos]
+            pos += 1
+        value = s
+        if value == length - 2:  # bypass: a count of 4-bit chunks, then the chunks
+            n_chunks = 0
+            val = bmask
+            first = True
+            while first or val == bmask:
+                first = False
+                val = x & bmask
+                x >>= Z_BYPASS_BITS
+                if x < Z_RANS_L:
+                    if pos >= n:
+                        return 1
+                    x = (x << 32) | words[pos]
+                    pos += 1
+                n_chunks += val
+                if n_chunks > Z_MAX_BYPASS_CHUNKS:
+                    return 2
+            raw = 0
+            for j in range(n_chunks):
+                val = x & bmask
+                x >>= Z_BYPASS_BITS
+                if x < Z_RANS_L:
+                    if pos >= n:
+                        return 1
+                    x = (x << 32) | words[pos]
+                    pos += 1
+                raw |= val << (j * Z_BYPASS_BITS)
+            value = raw >> 1
+            if raw & 1:
+                value = -value - 1
+            else:
+                value += length - 2
+        out[i] = value + offsets[ci]
+    return 3 if pos != n else 0
+
+
+Z_ERRORS = {1: "hyper-latent string ends early (truncated or corrupted)",
+            2: "hyper-latent string holds an impossible symbol (corrupted)",
+            3: "hyper-latent string has trailing bytes (corrupted)"}
+
+
+def decode_z(bottleneck, data: bytes, shape: tuple[int, int]):
+    """Decode a z string made by ``EntropyBottleneck.compress`` (one image); ValueError on bad input.
+
+    Returns the dequantized z_hat, (1, C, h, w) float32, as ``EntropyBottleneck.decompress`` does."""
+    import torch
+
+    if len(data) % 4:
+        raise ValueError("hyper-latent string length is not a multiple of 4 bytes (corrupted)")
+    cdf = bottleneck._quantized_cdf.numpy().astype(np.int64)
+    cdf_len = bottleneck._cdf_length.numpy().astype(np.int64)
+    offsets = bottleneck._offset.numpy().astype(np.int64)
+    if cdf.ndim != 2 or cdf.size == 0:
+        raise ValueError("entropy bottleneck has no CDF tables: run update() first")
+    c = cdf.shape[0]
+    h, w = shape
+    indexes = np.repeat(np.arange(c, dtype=np.int64), h * w)
+    words = np.frombuffer(data, dtype="<u4").astype(np.int64)
+    out = np.empty(indexes.size, dtype=np.int64)
+    err = _z_decode(words, indexes, cdf, cdf_len, offsets, out)
+    if err:
+        raise ValueError(Z_ERRORS[err])
+    medians = bottleneck._get_medians().detach().reshape(1, c, 1, 1)
+    return torch.from_numpy(out.reshape(1, c, h, w)).to(medians.dtype) + medians

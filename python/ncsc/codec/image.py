@@ -13,7 +13,6 @@ from .bitstream import MAX_SIDE
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".gif"}
-Image.MAX_IMAGE_PIXELS = None  # we check sizes ourselves, with a clearer message
 
 
 class ImageError(ValueError):
@@ -42,6 +41,8 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
         raise
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
+    except Image.DecompressionBombError:  # PIL's own limit, left as it is for the whole process
+        raise ImageError(f"{path}: larger than the codec's {MAX_SIDE}x{MAX_SIDE} limit") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc})") from exc
     return from_array(arr)

@@ -100,6 +100,9 @@ class NcscModel(CompressionModel):
         )
         self.scale_lower_bound = LowerBound(SCALE_MIN)
         self.train_quant = "noise"
+        # Training only: the share of batches whose context model is restricted to random slices
+        # (or switched off), so the hyperprior must carry what crosses a slice edge.
+        self.slice_train = 0.0
 
     @property
     def downsampling_factor(self) -> int:
@@ -119,6 +122,33 @@ class NcscModel(CompressionModel):
         means = p[:, 1]
         scales = self.scale_lower_bound(p[:, 2]).clamp(max=SCALE_MAX)
         return weights, means, scales
+
+    def sliced_context(self, y_hat: torch.Tensor, tile_h: int, tile_w: int) -> torch.Tensor:
+        """The context model's output when it sees only its own ``tile_h`` x ``tile_w`` tile of
+        latents (zeros beyond the tile's edges), as an independently decoded slice sees it."""
+        b, c, h, w = y_hat.shape
+        th, tw = min(tile_h, h), min(tile_w, w)
+        ph, pw = -h % th, -w % tw
+        y = F.pad(y_hat, (0, pw, 0, ph))
+        nh, nw = (h + ph) // th, (w + pw) // tw
+        tiles = y.reshape(b, c, nh, th, nw, tw).permute(0, 2, 4, 1, 3, 5).reshape(b * nh * nw, c, th, tw)
+        ctx = self.context_prediction(tiles)
+        c2 = ctx.shape[1]
+        ctx = ctx.reshape(b, nh, nw, c2, th, tw).permute(0, 3, 1, 4, 2, 5).reshape(b, c2, nh * th, nw * tw)
+        return ctx[:, :, :h, :w]
+
+    def _slice_restricted(self, ctx: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
+        """A random slice layout for this batch: full context, no context, row bands or tiles."""
+        u = torch.rand(()).item()
+        if u >= self.slice_train:
+            return ctx
+        if u < 0.15 * self.slice_train:
+            return torch.zeros_like(ctx)
+        h, w = y_hat.shape[-2:]
+        sizes = [1, 2, 4, 8, 16]
+        th = sizes[int(torch.randint(len(sizes), ()))]
+        tw = w if torch.rand(()).item() < 0.4 else sizes[1 + int(torch.randint(len(sizes) - 1, ()))]
+        return self.sliced_context(y_hat, th, tw)
 
     def forward(self, x: torch.Tensor) -> dict:
         """Training/evaluation pass. ``train_quant`` sets how training stands in for rounding:
@@ -148,6 +178,8 @@ class NcscModel(CompressionModel):
                 y_tilde = y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         params = self.h_s(z_hat)
         ctx = self.context_prediction(y_hat)
+        if self.training and self.slice_train > 0:
+            ctx = self._slice_restricted(ctx, y_hat)
         out = self.entropy_parameters(torch.cat((params, ctx), dim=1))
         with torch.autocast(device_type=x.device.type, enabled=False):
             weights, means, scales = self.mixture_params(out)

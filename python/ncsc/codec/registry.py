@@ -106,7 +106,8 @@ def _load_into(model: NcscModel, state: dict) -> None:
 
 
 def load_codec(metric: str = "mse", quality: int = 1, arch: str = DEFAULT_ARCH,
-               directory: str | os.PathLike | None = None, precision: str = "auto") -> NcscCodec:
+               directory: str | os.PathLike | None = None, precision: str = "auto",
+               max_pixels: int | None = None) -> NcscCodec:
     """The shipped, hash-verified weights of (arch, metric, quality) as a ready codec (eval mode)."""
     cfg = config(metric, quality, arch)
     directory = Path(directory) if directory else weights_dir()
@@ -115,7 +116,10 @@ def load_codec(metric: str = "mse", quality: int = 1, arch: str = DEFAULT_ARCH,
         raise WeightsError(f"{cfg['weights']} is not listed in {directory / 'manifest.json'}")
     model = build_model(metric, quality, arch)
     _load_into(model, load_state(directory / entry["file"], entry["sha256"]))
-    return NcscCodec(model.eval(), ARCHITECTURES[arch]["id"], metric, quality, precision)
+    codec = NcscCodec(model.eval(), ARCHITECTURES[arch]["id"], metric, quality, precision)
+    if max_pixels is not None:
+        codec.max_pixels = int(max_pixels)
+    return codec
 
 
 def codec_from_state(state: dict, metric: str = "mse", quality: int = 1, arch: str = DEFAULT_ARCH,

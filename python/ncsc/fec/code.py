@@ -138,6 +138,11 @@ def read_alist(path: str | os.PathLike) -> np.ndarray:
             if not 1 <= r <= m:
                 raise AlistError(f"{where}: row index {r} out of range in column {c}")
             h[r - 1, c] = 1
+    empty = np.flatnonzero(h.sum(axis=1) == 0)
+    if empty.size:  # a check on no bit: the decoders' check-node loops assume degree >= 1
+        raise AlistError(f"{where}: check row {int(empty[0])} has no entries ({empty.size} empty rows)")
+    if any(d <= 0 for d in row_deg):
+        raise AlistError(f"{where}: the header gives a check row degree 0")
     for r, line in enumerate(lines[4 + n : 4 + n + m]):
         for c in line:
             if c and (not 1 <= c <= n or not h[r, c - 1]):

@@ -36,6 +36,8 @@
 
 static __m512i corr_table;
 
+static inline size_t round_up64(size_t n) { return (n + 63) & ~(size_t)63; }
+
 static void init_table(void)
 {
     int16_t t[32];
@@ -167,8 +169,9 @@ int ncsc_ldpc_qc_decode(const float *llr, int n_cw, int n_var, int z,
     int zp = (z + 31) & ~31;
     /* L gets z spare entries in front and behind: masked-off lanes never touch memory,
      * but keep every address computed inside the allocation anyway. */
-    int16_t *Lbuf = aligned_alloc(64, (size_t)(n_var + 2 * zp + 64) * sizeof(int16_t) + 64);
-    int16_t *R = aligned_alloc(64, (size_t)n_ent * zp * sizeof(int16_t) + 64);
+    /* aligned_alloc wants a size that is a multiple of the alignment (C11 7.22.3.1) */
+    int16_t *Lbuf = aligned_alloc(64, round_up64((size_t)(n_var + 2 * zp + 64) * sizeof(int16_t) + 64));
+    int16_t *R = aligned_alloc(64, round_up64((size_t)n_ent * zp * sizeof(int16_t) + 64));
     if (!Lbuf || !R) {
         free(Lbuf);
         free(R);

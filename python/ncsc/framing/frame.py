@@ -11,6 +11,7 @@ sequence, x^15 + x^14 + 1) breaks up the zero padding and long runs.
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 import zlib
@@ -23,6 +24,8 @@ _HEAD = struct.Struct(">HHHH")
 HEADER_BYTES = _HEAD.size
 CRC_BYTES = 4
 MAX_BLOCKS = 0xFFFF
+
+log = logging.getLogger(__name__)
 
 
 class BlockError(ValueError):
@@ -88,6 +91,8 @@ def parse_block(bits: np.ndarray) -> ParsedBlock:
     bits = np.asarray(bits, dtype=np.uint8)
     if bits.ndim != 1 or bits.size % 8:
         raise BlockError(f"block must be a multiple of 8 bits, got {bits.shape}")
+    if bits.size < 8 * (HEADER_BYTES + CRC_BYTES):
+        raise BlockError(f"block of {bits.size} bits is shorter than its {HEADER_BYTES + CRC_BYTES}-byte overhead")
     raw = np.packbits(scramble(bits)).tobytes()
     body, crc = raw[:-CRC_BYTES], struct.unpack(">I", raw[-CRC_BYTES:])[0]
     if zlib.crc32(body) != crc:
@@ -116,23 +121,30 @@ class Reassembler:
     of its blocks is in or known failed, when a block of a newer image arrives (links
     deliver images in order; blocks within an image may come in any order), or after
     ``timeout`` seconds without a new block.
+
+    A finished image's id is remembered for ``timeout`` seconds, so late copies of its
+    blocks count as duplicates; after that, or at once when a block's count differs from
+    the finished image's, the id is taken as reused (a transmitter that restarted its ids)
+    and starts a new image, with a log line and ``reused_ids`` counted.
     """
 
     def __init__(self, timeout: float = 5.0, max_images: int = 64):
         self.timeout = timeout
         self.max_images = max_images
         self.pending: dict[int, _Pending] = {}
-        self.done: dict[int, float] = {}
+        self.done: dict[int, tuple[float, int]] = {}  # image_id -> (finished at, block count)
         self.duplicates = 0
         self.unattributed_failures = 0
+        self.bad_hints = 0
+        self.reused_ids = 0
 
-    def _finish(self, image_id: int, reason: str = "") -> dict:
+    def _finish(self, image_id: int, reason: str = "", now: float | None = None) -> dict:
         p = self.pending.pop(image_id)
-        self.done[image_id] = time.monotonic()
+        self.done[image_id] = (time.monotonic() if now is None else now, p.count)
         if len(self.done) > 4 * self.max_images:
-            for k in sorted(self.done, key=self.done.get)[: len(self.done) // 2]:
+            for k in sorted(self.done, key=lambda i: self.done[i][0])[: len(self.done) // 2]:
                 del self.done[k]
-        missing = sorted(set(range(p.count)) - set(p.parts) - p.failed)
+        missing = [i for i in range(p.count) if i not in p.parts and i not in p.failed]
         complete = len(p.parts) == p.count
         data = b"".join(p.parts[i] for i in range(p.count)) if complete else b""
         rec = {"image_id": image_id, "status": "complete" if complete else "incomplete", "data": data,
@@ -141,6 +153,19 @@ class Reassembler:
         if not complete:
             rec["reason"] = reason or f"{len(p.failed)} failed and {len(missing)} missing of {p.count} blocks"
         return rec
+
+    def _is_done(self, image_id: int, count: int, now: float) -> bool:
+        """Whether a block belongs to an image already finished (else its id is free again)."""
+        if image_id not in self.done:
+            return False
+        finished, done_count = self.done[image_id]
+        if count == done_count and now - finished < self.timeout:
+            return True
+        del self.done[image_id]
+        self.reused_ids += 1
+        log.warning("image id %d reused %.1f s after it finished (%d blocks, was %d): a new image "
+                    "(transmitter restarted?)", image_id, now - finished, count, done_count)
+        return False
 
     def _get(self, image_id: int, count: int, now: float) -> _Pending:
         p = self.pending.get(image_id)
@@ -157,16 +182,26 @@ class Reassembler:
         try:
             blk = parse_block(bits)
         except BlockError:
-            iid, idx, cnt = hint.get("image_id"), hint.get("block_index"), hint.get("block_count")
-            if iid is None or idx is None or cnt is None or iid in self.done:
+            where = _valid_hint(hint)
+            if where is None:
                 self.unattributed_failures += 1
+                if any(k in hint for k in ("image_id", "block_index", "block_count")):
+                    self.bad_hints += 1
                 return self.expire(now)
-            p = self._get(int(iid), int(cnt), now)
-            p.failed.add(int(idx))
+            iid, idx, cnt = where
+            pend = self.pending.get(iid)
+            if (iid in self.done and now - self.done[iid][0] < self.timeout) or (
+                    pend is not None and (pend.count != cnt or idx in pend.parts)):
+                # a failed copy of a block already in, or a hint that contradicts the image
+                self.duplicates += 1
+                return self.expire(now)
+            self.done.pop(iid, None)
+            p = self._get(iid, cnt, now)
+            p.failed.add(idx)
             p.last_seen = now
-            blk_id = int(iid)
+            blk_id = iid
         else:
-            if blk.image_id in self.done:
+            if self._is_done(blk.image_id, blk.count, now):
                 self.duplicates += 1
                 return self.expire(now)
             p = self._get(blk.image_id, blk.count, now)
@@ -181,23 +216,37 @@ class Reassembler:
             p.meta.update({k: v for k, v in hint.items() if k not in ("block_index", "ldpc_ok", "ldpc_iterations")})
         # Images older than this one are finished: in-order links do not bring their blocks back.
         for other in [i for i in self.pending if _older(i, blk_id)]:
-            events.append(self._finish(other, "blocks missing when a newer image arrived"))
+            events.append(self._finish(other, "blocks missing when a newer image arrived", now))
         q = self.pending[blk_id]
         if len(q.parts) + len(q.failed) == q.count:  # every block is in or known failed
-            events.append(self._finish(blk_id))
+            events.append(self._finish(blk_id, now=now))
         while len(self.pending) > self.max_images:
             oldest = min(self.pending, key=lambda i: self.pending[i].last_seen)
-            events.append(self._finish(oldest, "too many images in flight"))
+            events.append(self._finish(oldest, "too many images in flight", now))
         return events + self.expire(now)
 
     def expire(self, now: float | None = None) -> list[dict]:
         """Finish images that have seen no block for ``timeout`` seconds (frees their memory)."""
         now = time.monotonic() if now is None else now
         old = [i for i, p in self.pending.items() if now - p.last_seen >= self.timeout]
-        return [self._finish(i, f"timed out after {self.timeout:g} s") for i in old]
+        return [self._finish(i, f"timed out after {self.timeout:g} s", now) for i in old]
 
     def flush(self) -> list[dict]:
         return [self._finish(i, "stream ended") for i in list(self.pending)]
+
+
+def _valid_hint(hint: dict) -> tuple[int, int, int] | None:
+    """(image_id, block_index, block_count) from a failed block's metadata, if they make sense."""
+    try:
+        iid, idx, cnt = (hint.get(k) for k in ("image_id", "block_index", "block_count"))
+        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in (iid, idx, cnt)):
+            return None
+        iid, idx, cnt = int(iid), int(idx), int(cnt)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if not (0 <= iid <= 0xFFFF and 0 < cnt <= MAX_BLOCKS and 0 <= idx < cnt):
+        return None
+    return iid, idx, cnt
 
 
 def _older(a: int, b: int) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..modulation import demodulate, modulate
+from ..modulation import bits_per_symbol, demodulate, modulate
 
 SEG = 16
 N_SEG = 4
@@ -35,6 +35,12 @@ HEADER_BITS = 48
 HEADER_REP = 4
 VERSION = 2  # 2: pilots from a QPSK sequence (1 had all-ones pilots)
 MODS = {"qpsk": 0, "16qam": 1, "64qam": 2}
+MAX_PAYLOAD_SYMBOLS = 8192  # no code this receiver is built for needs longer bursts
+
+
+def payload_symbols(code_bits: int, modulation: str) -> int:
+    """Payload symbols of a burst carrying one ``code_bits`` codeword."""
+    return -(-int(code_bits) // bits_per_symbol(modulation))
 
 
 def _segment() -> np.ndarray:
@@ -194,7 +200,10 @@ class BurstTx:
         return np.concatenate([PREAMBLE, hdr.astype(np.complex64), insert_pilots(data)]).astype(np.complex64)
 
     def burst(self, code_bits: np.ndarray) -> np.ndarray:
-        sym = self.symbols(code_bits)
+        return self.shape(self.symbols(code_bits))
+
+    def shape(self, sym: np.ndarray) -> np.ndarray:
+        """Symbols -> samples (root-raised-cosine pulses at ``sps``)."""
         up = np.zeros(sym.size * self.sps, np.complex64)
         up[:: self.sps] = sym
         return (np.convolve(up, self.taps) * np.sqrt(self.sps)).astype(np.complex64)
@@ -215,13 +224,25 @@ class BurstReport:
 class BurstRx:
     """Detects bursts in a block of samples and returns their payload LLRs with per-burst reports."""
 
-    def __init__(self, sps: int = 4, beta: float = 0.35, threshold: float = 0.45):
+    def __init__(self, sps: int = 4, beta: float = 0.35, threshold: float = 0.45, code_bits: int | None = None):
+        """``code_bits``: the codeword length the link uses; a header (CRC-8 only) whose payload length
+        does not fit it at its own modulation is not trusted, so it cannot make the receiver skip
+        the bursts that follow. Without it, lengths up to MAX_PAYLOAD_SYMBOLS pass."""
         self.sps = sps
+        self.code_bits = code_bits
+        self.bad_length = 0
         self.taps = rrc_taps(sps, beta)
         self.threshold = threshold
         self.pre_len = PREAMBLE.size
         self.hdr_len = HEADER_BITS * HEADER_REP
         self.false_alarms = 0
+
+    def length_ok(self, header: dict) -> bool:
+        """Whether a header's payload length is one this link can have."""
+        n = header["n_symbols"]
+        if self.code_bits is not None:
+            return n == payload_symbols(self.code_bits, header["modulation"])
+        return 0 < n <= MAX_PAYLOAD_SYMBOLS
 
     def _metric(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Schmidl-Cox over (N_SEG-1) repetitions: normalised correlation and its angle, per sample.
@@ -395,7 +416,10 @@ class BurstRx:
         if hdr.size < self.hdr_len:
             return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, None)
         header = parse_header(-4 * np.real(hdr) / nv)
-        if header is None or header["n_symbols"] == 0:
+        if header is not None and not self.length_ok(header):
+            self.bad_length += 1
+            header = None
+        if header is None:
             return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, None)
         n_data = header["n_symbols"]
         pp = pilot_positions(n_data)
