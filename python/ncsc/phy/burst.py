@@ -119,11 +119,36 @@ PILOT_SEQ = (np.exp(0.5j * np.pi * (np.random.default_rng(0xB1107).integers(0, 4
     np.complex64)
 
 
+_STEERING: dict = {}
+_CONTROLLER = None
+
+
+def _blas_controller():
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+def _steering(k: np.ndarray, max_rad: float, steps: int) -> np.ndarray:
+    """exp(-j w k) over the frequency grid: the same for every burst of a length, so cached."""
+    key = (k.size, int(k[-1]) if k.size else 0, hash(k.tobytes()), max_rad, steps)
+    m = _STEERING.get(key)
+    if m is None:
+        if len(_STEERING) > 16:
+            _STEERING.clear()
+        w = np.linspace(-max_rad, max_rad, steps)
+        m = _STEERING[key] = np.exp(-1j * np.outer(w, k))
+    return m
+
+
 def _line_frequency(z: np.ndarray, k: np.ndarray, max_rad: float, steps: int = 97) -> float:
     """Angular frequency (rad per symbol) of the line that best fits the phases of z at times k:
     the peak of |sum z exp(-j w k)| on a grid over +-max_rad, refined by a parabola."""
     w = np.linspace(-max_rad, max_rad, steps)
-    mag = np.abs(np.exp(-1j * np.outer(w, k)) @ z)
+    mag = np.abs(_steering(np.asarray(k), max_rad, steps) @ z)
     i = int(np.argmax(mag))
     if 0 < i < steps - 1:
         i = i + (_vertex(list(mag[i - 1 : i + 2]), 0.5) or 0.0)
@@ -272,6 +297,13 @@ class BurstRx:
         return norm, np.angle(p)
 
     def receive(self, samples: np.ndarray) -> list[BurstReport]:
+        # Single-threaded BLAS for the small products here: with the cores busy (a flowgraph,
+        # the codec) OpenBLAS's worker threads wait for a time slice, measured at 5 ms for one
+        # 97x329 matrix-vector product that takes 15 us on one thread. Scoped to this call.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return self._receive(samples)
+
+    def _receive(self, samples: np.ndarray) -> list[BurstReport]:
         samples = np.asarray(samples, np.complex64)
         # Detection sees a high-passed copy (a DC offset would look like a perfect repetition);
         # demodulation sees the block minus its mean, and the equaliser removes what DC remains.
@@ -337,43 +369,46 @@ class BurstRx:
         sps = self.sps
         d = max(1, sps // 2)
         offset = 0.0
+        starts = np.arange(0, known_k.size - group // 2, group)
+        if starts.size == 0:
+            return offset
+        ends = np.minimum(starts + group, known_k.size)
+        rot = np.exp(-2j * np.pi * cfo * known_k) * np.conj(known_v)
         for _ in range(2):
-            errs, wts = [], []
-            for g0 in range(0, known_k.size - group // 2, group):
-                kk, vv = known_k[g0 : g0 + group], known_v[g0 : g0 + group]
-                rot = np.exp(-2j * np.pi * cfo * kk) * np.conj(vv)
-                base = t0 + kk * sps + offset + drift * kk
-                c = [np.sum(interp_cubic(x, base + tau) * rot) for tau in (-d, 0, d)]
-                if abs(c[1]) < 1e-12:
-                    continue
-                ref = np.conj(c[1]) / abs(c[1])
-                err = _vertex([float(np.real(v * ref)) for v in c], 1.0)
-                if err is not None:
-                    errs.append(err * d)
-                    wts.append(abs(c[1]) ** 2)
-            if not errs:
+            base = t0 + known_k * sps + offset + drift * known_k
+            # per group, the correlation at -d, 0, +d samples: all groups in one pass
+            c = np.empty((3, starts.size), np.complex128)
+            for j, tau in enumerate((-d, 0, d)):
+                cs = np.concatenate([[0], np.cumsum(interp_cubic(x, base + tau) * rot)])
+                c[j] = cs[ends] - cs[starts]
+            mag = np.abs(c[1])
+            ok = mag >= 1e-12
+            ref = np.conj(c[1]) / np.where(ok, mag, 1.0)
+            y = np.real(c * ref)
+            den = y[0] - 2 * y[1] + y[2]
+            ok &= den < 0
+            if not ok.any():
                 break
-            offset += float(np.clip(np.average(errs, weights=wts), -sps / 2, sps / 2))
+            errs = np.clip(0.5 * (y[0] - y[2])[ok] / den[ok], -1.0, 1.0) * d
+            offset += float(np.clip(np.average(errs, weights=mag[ok] ** 2), -sps / 2, sps / 2))
         return offset
 
     def _demodulate(self, x: np.ndarray, coarse: int, sc_angle: float) -> BurstReport | None:
         sps = self.sps
         cfo = sc_angle / (2 * np.pi * SEG)  # cycles per symbol
         # Fine timing: correlate with the known preamble around the coarse estimate.
-        best, best_t = -1.0, None
         n = np.arange(self.pre_len)
         rot = np.exp(-2j * np.pi * cfo * n)
         # Over +-N_SEG segments: the preamble repeats every SEG symbols, so a search window
         # that misses the true start would settle on a partial (3/4) alignment instead.
-        for t in range(coarse - N_SEG * SEG * sps, coarse + N_SEG * SEG * sps):
-            if t < 0 or t + self.pre_len * sps > x.size:
-                continue
-            s = x[t : t + self.pre_len * sps : sps] * rot
-            v = abs(np.vdot(PREAMBLE, s))
-            if v > best:
-                best, best_t = v, t
-        if best_t is None:
+        lo = max(0, coarse - N_SEG * SEG * sps)
+        hi = min(coarse + N_SEG * SEG * sps, x.size - self.pre_len * sps + 1)
+        if hi <= lo:
             return None
+        ts = np.arange(lo, hi)
+        corr = np.abs(x[ts[:, None] + n[None, :] * sps] @ (np.conj(PREAMBLE) * rot))
+        i_best = int(np.argmax(corr))
+        best, best_t = float(corr[i_best]), int(ts[i_best])
         seg_energy = np.sum(np.abs(x[best_t : best_t + self.pre_len * sps : sps]) ** 2)
         if best**2 < 0.3 * self.pre_len * seg_energy:  # weak match to the known preamble: a false alarm
             return None
@@ -460,9 +495,17 @@ class BurstRx:
             a = np.stack([s[rows + d] for d in range(-half, half + 1)], axis=1)
             return np.concatenate([a, np.conj(a), np.ones((count, 1))], axis=1) if wl else a
 
+        def apply_track(body, smooth):
+            """Correct the body by the smoothed pilot phase and gain, interpolated between pilots."""
+            ph = np.unwrap(np.angle(smooth))
+            amp = np.interp(np.arange(body_len), pp, np.abs(smooth))
+            return body * np.exp(-1j * np.interp(np.arange(body_len), pp, ph)) / np.maximum(amp, 1e-9)
+
         def track(body, window):
             """Phase and gain from the pilots, smoothed in the complex plane over ``window``
-            pilots (no unwrapping of noisy phases) and interpolated; returns (body, noise var).
+            pilots (no unwrapping of noisy phases) and interpolated; returns (noise var, body
+            or None, smooth): the body is corrected only when the noise variance needs it, so
+            ranking a dozen candidates costs little.
 
             The noise variance compares each pilot with the reference made without it (leave
             one out): that error, pilot noise plus reference noise, is what a data symbol sees,
@@ -471,15 +514,13 @@ class BurstRx:
             c = body[pp] * np.conj(pv)
             total, count = _window_sums(c, window)
             smooth = total / count
-            ph = np.unwrap(np.angle(smooth))
-            amp = np.interp(np.arange(body_len), pp, np.abs(smooth))
-            body = body * np.exp(-1j * np.interp(np.arange(body_len), pp, ph)) / np.maximum(amp, 1e-9)
             if count.min() < 3:
-                return body, max(float(np.mean(np.abs(body[pp] - pv) ** 2)), 1e-4)
+                body = apply_track(body, smooth)
+                return max(float(np.mean(np.abs(body[pp] - pv) ** 2)), 1e-4), body, smooth
             loo = (total - c) / (count - 1)
             ok = np.abs(loo) > 1e-9
             nv = float(np.mean(np.abs(c[ok] / loo[ok] - 1) ** 2)) if ok.any() else 1.0
-            return body, max(nv, 1e-4)
+            return max(nv, 1e-4), None, smooth
 
         # Second pass: symbol-spaced equalisers trained by least squares on the preamble and
         # the now-known header (256 symbols): a plain complex gain, and widely linear ones with
@@ -498,12 +539,14 @@ class BurstRx:
                 continue
             eq = (taps_matrix(body0, body_len, half, wl) @ w).astype(np.complex64)
             for window in sorted({min(wnd, pp.size) for wnd in TRACK_WINDOWS}, reverse=True):
-                cand = track(eq, window)
-                if best is None or cand[1] < best[1] * (1 - CHOICE_MARGIN):
-                    best = cand
+                cand_nv, cand_body, smooth = track(eq, window)
+                if best is None or cand_nv < best[0] * (1 - CHOICE_MARGIN):
+                    best = (cand_nv, cand_body, smooth, eq)
         if best is None:
             return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header)
-        body, nv = best
+        nv, body, smooth, eq = best
+        if body is None:
+            body = apply_track(eq, smooth)
         data = np.delete(body, pp)
         llr = demodulate(data, nv, header["modulation"])
         return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header, llr)
