@@ -3,6 +3,7 @@
 
     python examples/loopback_awgn.py [--image FILE] [--snr 3] [--snr-type ebn0|esn0]
                                      [--model mse|ms-ssim] [--seed 0] [--out DIR] [--json]
+                                     [--profile paper-awgn|FILE.yml]
 
 Chain: NCSC encoder -> framer -> 5G NR LDPC (1536, 4608) -> Gray 16-QAM -> AWGN ->
 soft demapper -> LDPC decoder -> deframer -> NCSC decoder sink. With no --image it sends
@@ -28,6 +29,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", choices=["mse", "ms-ssim"], default="mse")
     p.add_argument("--seed", type=int, default=0, help="channel noise seed")
     p.add_argument("--out", default=None, help="folder for the decoded PNG and JSON records")
+    p.add_argument("--profile", default="paper-awgn",
+                   help="link profile: a name (python/ncsc/profiles/*.yml) or a .yml path (default paper-awgn)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -35,7 +38,9 @@ def main(argv=None) -> int:
     from gnuradio.ncsc.loopback import LoopbackAwgn, default_image
 
     out = args.out or tempfile.mkdtemp(prefix="ncsc_loopback_")
-    tb = LoopbackAwgn(args.image or default_image(), args.snr, args.snr_type, args.model, args.seed, out)
+    tb = LoopbackAwgn(args.image or default_image(), args.snr, args.snr_type, args.model, args.seed, out,
+                      profile=args.profile)
+    prof = tb.profile
     recs = tb.run_until_done()
     if not recs:
         print("no image was sent (see the log above)", file=sys.stderr)
@@ -51,7 +56,8 @@ def main(argv=None) -> int:
         else:
             line += f" ({r.get('reason')}), {r['codeword_errors']} of {r['codewords']} codewords failed"
         print(line)
-    print(f"{args.model} model, {snr_name} {args.snr} dB, 16-QAM, LDPC 1536/4608; output in {out}")
+    print(f"{args.model} model, {snr_name} {args.snr} dB, {prof.modulation}, LDPC {prof.k}/{prof.n} "
+          f"(profile {prof.name}); output in {out}")
     if args.json:
         summary = {k: recs[0].get(k) for k in keys} if len(recs) == 1 else {
             "images": len(recs), "ok": sum(r["status"] == "ok" for r in recs), "records": recs}

@@ -76,6 +76,32 @@ def test_decoder_sink_records_good_and_bad_images(tiny_codec, small_image, tmp_p
     assert sink.n_dropped == 1
 
 
+def test_decoder_sink_decodes_off_the_message_thread(tiny_codec, small_image, tmp_path):
+    """A slow codec: the handler returns at once, images queue in order, none is dropped, and
+    stop() finishes the queue."""
+    from gnuradio.ncsc.imaging import ImageSender
+
+    class Slow:
+        metric = tiny_codec.metric
+
+        def decompress(self, data, max_pixels=None):
+            time.sleep(0.3)
+            return tiny_codec.decompress(data, max_pixels=max_pixels)
+
+    sender = ImageSender(tiny_codec)
+    sink = ncsc.decoder_sink(str(tmp_path), codec=Slow())
+    t0 = time.perf_counter()
+    for _ in range(4):
+        meta, data = sender.encode(small_image)
+        meta.update(status="complete", blocks=1)
+        sink.process(meta, np.frombuffer(data, np.uint8))
+    assert time.perf_counter() - t0 < 1.0  # four encodes, no decode waited for
+    assert sink.backlog >= 2
+    sink.stop()
+    assert [r["image_id"] for r in sink.records] == [0, 1, 2, 3]
+    assert all(r["status"] == "ok" for r in sink.records) and sink.backlog == 0
+
+
 def test_image_viewer_shows_decoded_images(tiny_codec, small_image, tmp_path, monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     from PyQt5 import QtWidgets

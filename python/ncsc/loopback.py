@@ -19,29 +19,36 @@ from .blocks.ldpc_decoder import ldpc_decoder
 from .blocks.ldpc_encoder import ldpc_encoder
 from .blocks.qam_mapper import qam_mapper
 from .blocks.soft_demapper import soft_demapper
-from .modulation import bits_per_symbol
+from .profiles import load_profile
 from .samples import default_image
 
 __all__ = ["LoopbackAwgn", "default_image"]
 
-K, N = 1536, 4608
-
-
 class LoopbackAwgn(gr.top_block):
-    def __init__(self, images: str, snr_db: float = 3.0, snr_type: str = "ebn0", model: str = "mse",
-                 seed: int = 0, out_dir: str = "", modulation: str = "16qam", max_iter: int = 50,
-                 repeat: bool = False, codec=None, deframe_timeout: float = 5.0):
+    """The link of ``profile`` (default: the paper's); ``snr_type``, ``model``, ``modulation`` and
+    ``max_iter`` override the profile's when given."""
+
+    def __init__(self, images: str, snr_db: float = 3.0, snr_type: str | None = None, model: str | None = None,
+                 seed: int = 0, out_dir: str = "", modulation: str | None = None, max_iter: int | None = None,
+                 repeat: bool = False, codec=None, deframe_timeout: float = 5.0, profile=None):
         gr.top_block.__init__(self, "NCSC loopback over AWGN")
+        self.profile = prof = load_profile(profile)
+        k, n = prof.k, prof.n
+        modulation = modulation or prof.modulation
+        snr_type = snr_type or prof.snr_type
+        model = model or prof.model
+        from .modulation import bits_per_symbol
+
         bps = bits_per_symbol(modulation)
         self.source = image_source(images, model, repeat, 0.0, 0, codec=codec)
-        self.framer = framer(K)
-        self.encoder = ldpc_encoder(K, N)
+        self.framer = framer(k)
+        self.encoder = ldpc_encoder(k, n)
         self.mapper = qam_mapper(modulation)
-        self.channel = awgn_channel(snr_db, snr_type, bps, K / N, seed)
-        self.demapper = soft_demapper(modulation, self.channel.channel.noise_var)
-        self.decoder = ldpc_decoder(K, N, "", "sum-product", max_iter)
-        self.deframer = deframer(K, deframe_timeout)
-        self.sink = decoder_sink(out_dir, bps, K / N, codec=codec)
+        self.channel = awgn_channel(snr_db, snr_type, bps, k / n, seed)
+        self.demapper = soft_demapper(modulation, self.channel.channel.noise_var, prof.demapper)
+        self.decoder = ldpc_decoder(k, n, "", prof.algorithm, max_iter or prof.max_iter)
+        self.deframer = deframer(k, deframe_timeout)
+        self.sink = decoder_sink(out_dir, bps, k / n, codec=codec)
         chain = [self.source, self.framer, self.encoder, self.mapper, self.channel, self.demapper, self.decoder,
                  self.deframer, self.sink]
         for a, b in zip(chain, chain[1:], strict=False):

@@ -18,9 +18,11 @@ import numpy as np
 from ..channel import AwgnChannel
 from ..fec import LdpcDecoder, encode, encode_vars, nr_code
 from ..modulation import demodulate, modulate
+from ..profiles import DEFAULT_PROFILE, load_profile
 
-K, N = 1536, 4608
-EBN0_OFFSET = 10 * np.log10(4 * K / N)  # Es/N0 - Eb/N0 for 16-QAM at rate 1/3
+_PROFILE = load_profile(DEFAULT_PROFILE)  # the paper's link
+K, N = _PROFILE.k, _PROFILE.n
+EBN0_OFFSET = 10 * np.log10(_PROFILE.bits_per_symbol * _PROFILE.code_rate)  # Es/N0 - Eb/N0
 
 
 def simulate(decoder, esn0_db, min_errors, max_cw, batch, seed):

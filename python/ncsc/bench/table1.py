@@ -36,8 +36,10 @@ from ..codec.image import IMAGE_SUFFIXES, load_image, ms_ssim, psnr, to_array
 from ..fec import LdpcDecoder, encode, nr_code
 from ..framing import Framer, Reassembler
 from ..modulation import demodulate, modulate
+from ..profiles import DEFAULT_PROFILE, load_profile
 
-K, N = 1536, 4608
+_PROFILE = load_profile(DEFAULT_PROFILE)  # the paper's link
+K, N, BPS, MOD = _PROFILE.k, _PROFILE.n, _PROFILE.bits_per_symbol, _PROFILE.modulation
 PAPER = {  # Table I of the reference paper, Kodak, "SNR 3 dB"
     "JPEG": {"to": 51064, "bpp": 0.173, "psnr": 21.41, "ms_ssim": 0.712, "fid": 327.3},
     "WebP": {"to": 36773, "bpp": 0.125, "psnr": 26.53, "ms_ssim": 0.877, "fid": 126.4},
@@ -120,12 +122,12 @@ class Link:
         self.code = nr_code(K, N)
         self.dec = LdpcDecoder(self.code)
         self.framer = Framer(K)
-        self.channel = AwgnChannel(snr_db, snr_type, 4, K / N, seed=seed)
+        self.channel = AwgnChannel(snr_db, snr_type, BPS, K / N, seed=seed)
 
     def send(self, data: bytes, image_id: int = 0) -> tuple[bytes | None, int, int]:
         """(received bytes or None, codewords, failed codewords)."""
         blocks = self.framer.frame(image_id & 0xFFFF, data)
-        llr = demodulate(self.channel(modulate(encode(self.code, blocks))), self.channel.noise_var)
+        llr = demodulate(self.channel(modulate(encode(self.code, blocks), MOD)), self.channel.noise_var, MOD)
         res = self.dec.decode(llr)
         r = Reassembler()
         events = []
@@ -198,8 +200,8 @@ def evaluate_image(job) -> tuple[list[dict], dict]:
             img = out if ok else gray
             bits = 8 * len(s["data"])
             rows.append({"image": Path(f).name, "method": name, "snr_db": snr, "snr_type": snr_type, "bits": bits,
-                         "bpp": bits / (h * w), "to_symbols": bits * 3 / 4, "symbols": cws * (N // 4),
-                         "codewords": cws, "failed_codewords": failed, "bcr": cws * (N // 4) / (3 * h * w),
+                         "bpp": bits / (h * w), "to_symbols": bits * N / K / BPS, "symbols": cws * (N // BPS),
+                         "codewords": cws, "failed_codewords": failed, "bcr": cws * (N // BPS) / (3 * h * w),
                          "decoded": bool(ok), "psnr": psnr(ref, img), "ms_ssim": ms_ssim(ref, img),
                          "quality": s.get("quality"), "encode_s": s.get("encode_s", 0.0), "decode_s": dec_s})
             if abs(snr - table_snr) < 1e-9:

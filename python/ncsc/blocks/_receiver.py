@@ -31,8 +31,11 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.sps = int(sps)
         self.samp_rate = float(samp_rate)
         # the longest burst the code allows: its codeword at the lowest order (any header may come)
-        longest = max(payload_symbols(int(code_bits), m) for m in MODS)
-        self.burst_len = (burst_symbols(longest) + 16) * self.sps
+        lengths = [payload_symbols(int(code_bits), m) for m in MODS]
+        self.burst_len = (burst_symbols(max(lengths)) + 16) * self.sps
+        # searched every half of the shortest burst: the last burst of a finite stream must be
+        # handed on with its own last samples, whatever its modulation
+        self.search_every = burst_symbols(min(lengths)) * self.sps // 2
         self.chunk = 6 * self.burst_len
         self.buf = np.zeros(0, np.complex64)
         self.base = 0  # absolute index of buf[0]
@@ -111,7 +114,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
             # the message blocks downstream are told "done" and take no more messages.
             complete = self._pending_end is not None and self.base + self.buf.size >= self._pending_end
             if (self.buf.size >= self.chunk or complete
-                    or (self._fresh >= self.burst_len // 2 and self.buf.size >= self.burst_len)):
+                    or (self._fresh >= self.search_every and self.buf.size >= self.search_every)):
                 self._fresh = 0
                 self._safe_process(final=False)
         return len(input_items[0])

@@ -13,19 +13,27 @@ from __future__ import annotations
 
 from gnuradio import gr
 
+from ..profiles import DEFAULT_OTA_PROFILE, load_profile
 from ._receiver import burst_receiver
 from .ldpc_decoder import ldpc_decoder
 from .pdu import PORT_OUT
 
 
 class burst_rx(gr.hier_block2):  # noqa: N801
-    def __init__(self, k: int = 1536, n: int = 4608, sps: int = 4, rolloff: float = 0.35, samp_rate: float = 0.0,
-                 threshold: float = 0.6, max_iter: int = 50):
+    def __init__(self, k: int | None = None, n: int | None = None, sps: int | None = None,
+                 rolloff: float | None = None, samp_rate: float = 0.0, threshold: float | None = None,
+                 max_iter: int | None = None, profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default ota-16qam).
+        The modulation of each burst comes from its header, so it is not a setting here."""
         gr.hier_block2.__init__(self, "ncsc_burst_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(0, 0, 0))
+        prof = self.profile = load_profile(profile or DEFAULT_OTA_PROFILE)
+        k, n = k or prof.k, n or prof.n
+        b = prof.burst
         self.message_port_register_hier_out(PORT_OUT)
-        self.receiver = burst_receiver(sps, rolloff, samp_rate, threshold, code_bits=n)
-        self.decoder = ldpc_decoder(k, n, "", "sum-product", max_iter)
+        self.receiver = burst_receiver(sps or b.sps, b.rolloff if rolloff is None else rolloff, samp_rate,
+                                       threshold or b.threshold, code_bits=n)
+        self.decoder = ldpc_decoder(k, n, "", prof.algorithm, max_iter or prof.max_iter)
         self.connect(self, self.receiver)
         self.msg_connect(self.receiver, PORT_OUT, self.decoder, "in")
         self.msg_connect(self.decoder, "out", self, PORT_OUT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gnuradio import gr, pdu
 
+from ..profiles import DEFAULT_OTA_PROFILE, load_profile
 from ._stream import sob_eob_tagger
 from .burst_modulator import burst_modulator
 from .ldpc_encoder import ldpc_encoder
@@ -17,13 +18,19 @@ from .pdu import PORT_IN
 
 
 class burst_tx(gr.hier_block2):  # noqa: N801
-    def __init__(self, k: int = 1536, n: int = 4608, sps: int = 4, rolloff: float = 0.35,
-                 modulation: str = "16qam", amplitude: float = 0.5, guard: int = 256):
+    def __init__(self, k: int | None = None, n: int | None = None, sps: int | None = None,
+                 rolloff: float | None = None, modulation: str | None = None, amplitude: float | None = None,
+                 guard: int | None = None, profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default ota-16qam)."""
         gr.hier_block2.__init__(self, "ncsc_burst_tx", gr.io_signature(0, 0, 0),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
+        prof = self.profile = load_profile(profile or DEFAULT_OTA_PROFILE)
+        b = prof.burst
         self.message_port_register_hier_in(PORT_IN)
-        self.encoder = ldpc_encoder(k, n)
-        self.modulator = burst_modulator(sps, rolloff, modulation, amplitude, guard)
+        self.encoder = ldpc_encoder(k or prof.k, n or prof.n)
+        self.modulator = burst_modulator(sps or b.sps, b.rolloff if rolloff is None else rolloff,
+                                         modulation or prof.modulation, amplitude or b.amplitude,
+                                         b.guard if guard is None else guard)
         self.to_stream = pdu.pdu_to_tagged_stream(gr.types.complex_t, "packet_len")
         self.to_stream.set_min_output_buffer(1 << 16)  # a whole burst must fit: it is emitted at once
         self.tagger = sob_eob_tagger("packet_len")

@@ -3,18 +3,26 @@
 Every image gets a record (status ok or failed with the reason, bits, transmission
 overhead in symbols, BCR, PSNR and MS-SSIM against the original when its path is
 known); an undecodable image never stops the flowgraph.
+
+The codec runs on a worker thread of its own, not in the message handler: a slow decode
+(seconds on a small CPU) then never holds a scheduler thread, images queue in order
+and none is dropped; stop() finishes the queue before it returns.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 
 import numpy as np
+import pmt
 
 from ..codec.bitstream import DEFAULT_MAX_PIXELS
 from ..imaging import ImageReceiver
 from .image_source import load_named_codec
-from .pdu import PduBlock
+from .pdu import PORT_OUT, PduBlock, to_pdu
+
+_STOP = object()
 
 
 class decoder_sink(PduBlock):  # noqa: N801
@@ -29,14 +37,58 @@ class decoder_sink(PduBlock):  # noqa: N801
                                       max_pixels=max_pixels)
         self.records: list[dict] = []
         self.record_event = threading.Event()
+        self._queue: queue.Queue = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def backlog(self) -> int:
+        """Images received and not yet decoded."""
+        return self._queue.qsize()
 
     def _codec_for(self, metric: str):
         if metric not in self._codecs:
             self._codecs[metric] = load_named_codec(metric, self.weights_dir)
         return self._codecs[metric]
 
+    def _ensure_worker(self) -> None:
+        with self._lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._run, name="ncsc_decoder_sink", daemon=True)
+                self._worker.start()
+
+    def start(self):
+        self._ensure_worker()
+        return True
+
+    def stop(self):
+        """Decode what is queued, then end the worker."""
+        with self._lock:
+            worker = self._worker
+            self._worker = None
+        if worker is not None and worker.is_alive():
+            self._queue.put(_STOP)
+            worker.join()
+        return True
+
     def process(self, meta, data):
-        rec = self.receiver.receive(meta, data.astype(np.uint8).tobytes())
+        self._queue.put((meta, data.astype(np.uint8).tobytes()))
+        self._ensure_worker()  # also when used outside a running flowgraph
+        return None
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            try:
+                meta, payload = self._decode(*item)
+                self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(meta, payload))
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any one image
+                self.logger.error(f"image record failed: {exc}")
+
+    def _decode(self, meta: dict, data: bytes):
+        rec = self.receiver.receive(meta, data)
         self.records.append(rec)
         self.record_event.set()
         if rec["status"] == "ok":

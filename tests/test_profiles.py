@@ -1,0 +1,61 @@
+"""Link profiles: every shipped file loads and validates; bad files fail with the field named."""
+
+from __future__ import annotations
+
+import pytest
+
+from gnuradio.ncsc.profiles import ProfileError, list_profiles, load_profile, parse
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_every_shipped_profile_loads(name):
+    prof = load_profile(name)
+    assert prof.name == name and prof.n > prof.k
+    assert prof.symbols_per_codeword * prof.bits_per_symbol >= prof.n
+
+
+def test_shipped_profiles_exist():
+    assert {"paper-awgn", "ota-16qam", "ota-qpsk-robust", "ota-64qam-fast"} <= set(list_profiles())
+
+
+def test_allowed_values_are_the_modules_own():
+    from gnuradio.ncsc import profiles
+    from gnuradio.ncsc.channel.awgn import SNR_TYPES
+    from gnuradio.ncsc.codec.registry import METRICS
+    from gnuradio.ncsc.fec.decoder import ALGORITHMS
+    from gnuradio.ncsc.modulation import DEMAPPERS, ORDERS
+
+    assert set(profiles._MODULATIONS) == set(ORDERS) and set(profiles._DEMAPPERS) == set(DEMAPPERS)
+    assert set(profiles._SNR_TYPES) == set(SNR_TYPES) and set(profiles._METRICS) == set(METRICS)
+    assert set(profiles._ALGORITHMS) == set(ALGORITHMS)
+
+
+GOOD = {"name": "x", "code": {"k": 1536, "n": 4608}, "modulation": "qpsk"}
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"modulation": "8psk"}, "modulation"),
+    ({"code": {"k": 1537, "n": 4608}}, "multiple of 8"),
+    ({"code": {"k": 1536}}, "k and n"),
+    ({"colour": "red"}, "unknown field"),
+    ({"burst": {"sps": 1}}, "burst settings"),
+    ({"burst": {"spss": 4}}, "burst.spss"),
+    ({"ldpc": {"max_iter": "many"}}, "ldpc.max_iter must be int"),
+    ({"codec": {"model": "psnr"}}, "codec.model"),
+])
+def test_bad_profiles_name_the_field(change, match):
+    with pytest.raises(ProfileError, match=match):
+        parse({**GOOD, **change}, "test.yml")
+
+
+def test_missing_and_unknown_profiles(tmp_path):
+    with pytest.raises(ProfileError, match="no link profile"):
+        load_profile("no-such-profile")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        load_profile(bad)
+    ok = tmp_path / "mine.yml"
+    ok.write_text("name: mine\ncode: {k: 1024, n: 2048}\nmodulation: 64qam\n")
+    prof = load_profile(ok)
+    assert prof.code_rate == 0.5 and prof.symbols_per_codeword == 342
