@@ -58,6 +58,28 @@ def test_block_yml_is_complete(path):
     assert spec["id"] in listed
 
 
+@pytest.mark.parametrize("path", BLOCK_FILES, ids=lambda p: p.name)
+def test_make_template_binds_to_the_block_signature(path):
+    """make: templates pass keyword arguments that the block's constructor has, every
+    parameter of the .yml once: a reordered or renamed argument fails here, not silently."""
+    import inspect
+    import re
+
+    from gnuradio import ncsc
+
+    spec = yaml.safe_load(path.read_text())
+    make = spec["templates"]["make"]
+    call = re.search(r"ncsc\.(\w+)\((.*?)\)\s*(?:\n|$)", make, re.S)
+    assert call, make
+    args = [a.strip() for a in call.group(2).split(",") if a.strip()]
+    assert all(re.fullmatch(r"\w+=\$\{\w+\}", a) for a in args), f"positional argument in {make!r}"
+    kwargs = {a.split("=")[0]: None for a in args}
+    inspect.signature(getattr(ncsc, call.group(1))).bind(**kwargs)  # raises TypeError on a mismatch
+    ids = {p["id"] for p in spec.get("parameters", [])}
+    used = set(re.findall(r"\$\{(\w+)\}", call.group(2)))
+    assert used <= ids
+
+
 def test_every_block_has_a_yml_and_a_module():
     ids = {p.name.split(".")[0] for p in BLOCK_FILES}
     modules = {p.stem for p in (ROOT / "python" / "ncsc" / "blocks").glob("*.py")

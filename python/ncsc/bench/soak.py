@@ -76,6 +76,7 @@ def run(n_images: int, ebn0: float, seed: int = 0, timeout: float = 3600.0) -> d
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread of tqdm's own in the count
+    before = set(threading.enumerate())
     with tempfile.TemporaryDirectory(prefix="ncsc-soak-") as work:
         warm_dir, src, out = Path(work) / "warm", Path(work) / "in", Path(work) / "out"
         warm_dir.mkdir()
@@ -89,7 +90,7 @@ def run(n_images: int, ebn0: float, seed: int = 0, timeout: float = 3600.0) -> d
         records, rss_warm, rss_end = _loopback(src, out, n_images, ebn0, seed, timeout, bar)
         bar.close()
     time.sleep(0.5)
-    left = [t.name for t in threading.enumerate() if t is not threading.main_thread()
+    left = [t.name for t in threading.enumerate() if t not in before
             and not isinstance(t, threading._DummyThread) and t.is_alive()]
     statuses = {}
     for r in records:
