@@ -256,6 +256,19 @@ Z_MAX_BYPASS_CHUNKS = 8  # raw values fit 32 bits: 8 chunks of 4 bits
 
 
 @nb.njit(cache=True, nogil=True)
+def _z_chunk(x, pos, words):
+    """One 4-bit bypass chunk: (value, state, read position, whether the string held enough)."""
+    val = x & ((1 << Z_BYPASS_BITS) - 1)
+    x >>= Z_BYPASS_BITS
+    if x < Z_RANS_L:
+        if pos >= words.size:
+            return val, x, pos, False
+        x = (x << 32) | words[pos]
+        pos += 1
+    return val, x, pos, True
+
+
+@nb.njit(cache=True, nogil=True)
 def _z_decode(words, indexes, cdf, cdf_len, offsets, out):
     """Decode len(out) symbols; 0 = ok, 1 = string ends early, 2 = impossible symbol or state,
     3 = trailing words."""
@@ -287,28 +300,18 @@ def _z_decode(words, indexes, cdf, cdf_len, offsets, out):
         if value == length - 2:  # bypass: a count of 4-bit chunks, then the chunks
             n_chunks = 0
             val = bmask
-            first = True
-            while first or val == bmask:
-                first = False
-                val = x & bmask
-                x >>= Z_BYPASS_BITS
-                if x < Z_RANS_L:
-                    if pos >= n:
-                        return 1
-                    x = (x << 32) | words[pos]
-                    pos += 1
+            while val == bmask:
+                val, x, pos, ok = _z_chunk(x, pos, words)
+                if not ok:
+                    return 1
                 n_chunks += val
                 if n_chunks > Z_MAX_BYPASS_CHUNKS:
                     return 2
             raw = 0
             for j in range(n_chunks):
-                val = x & bmask
-                x >>= Z_BYPASS_BITS
-                if x < Z_RANS_L:
-                    if pos >= n:
-                        return 1
-                    x = (x << 32) | words[pos]
-                    pos += 1
+                val, x, pos, ok = _z_chunk(x, pos, words)
+                if not ok:
+                    return 1
                 raw |= val << (j * Z_BYPASS_BITS)
             value = raw >> 1
             if raw & 1:
