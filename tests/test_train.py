@@ -215,7 +215,7 @@ def test_hard_stage_fits_the_coded_latents_with_the_analysis_frozen(photos, tmp_
 def test_export_writes_weights_and_their_manifest_entry(photos, tmp_path, capsys):
     import hashlib
 
-    from gnuradio.ncsc.codec import export
+    from gnuradio.ncsc import export
 
     out_dir = tmp_path / "run"
     train.main(_args(photos, out_dir, "--metric", "ms-ssim", "--steps", "2", "--quant", "hard"))

@@ -19,7 +19,6 @@ import pmt
 
 from ..codec.bitstream import DEFAULT_MAX_PIXELS
 from ..imaging import ImageReceiver
-from .image_source import load_named_codec
 from .pdu import PORT_OUT, PduBlock, to_pdu
 
 _STOP = object()
@@ -48,6 +47,8 @@ class decoder_sink(PduBlock):  # noqa: N801
 
     def _codec_for(self, metric: str):
         if metric not in self._codecs:
+            from ..codec.registry import load_named_codec  # torch only when an image arrives
+
             self._codecs[metric] = load_named_codec(metric, self.weights_dir)
         return self._codecs[metric]
 

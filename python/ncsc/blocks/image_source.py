@@ -17,19 +17,17 @@ from ..imaging import ImageSender, expand_paths
 from .pdu import PORT_OUT, to_pdu
 
 
-def load_named_codec(model: str, weights_dir: str = ""):
-    from ..codec.registry import load_codec
-
-    return load_codec(model, directory=weights_dir or None)
-
-
 class image_source(gr.basic_block):  # noqa: N801
     def __init__(self, images: str = "", model: str = "mse", repeat: bool = False, interval: float = 0.0,
                  first_id: int = 0, weights_dir: str = "", codec=None):
         gr.basic_block.__init__(self, name="ncsc_image_source", in_sig=None, out_sig=None)
         self.message_port_register_out(pmt.intern(PORT_OUT))
         self.paths = expand_paths(images) if images else []
-        self.codec = codec if codec is not None else load_named_codec(model, weights_dir)
+        if codec is None:
+            from ..codec.registry import load_named_codec  # torch only when a block is built
+
+            codec = load_named_codec(model, weights_dir)
+        self.codec = codec
         self.sender = ImageSender(self.codec, first_id)
         self.repeat = bool(repeat)
         self.interval = float(interval)

@@ -6,8 +6,7 @@ Adds per-codeword results to the metadata: ``ldpc_ok``, ``ldpc_iterations`` and
 
 from __future__ import annotations
 
-from ..fec import LdpcDecoder
-from .ldpc_encoder import make_code
+from ..fec import LdpcDecoder, make_code
 from .pdu import PduBlock, PduError
 
 

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from ..fec import alist_code, encode, nr_code
+from ..fec import encode, make_code
 from .pdu import PduBlock, PduError
-
-
-def make_code(k: int = 1536, n: int = 4608, alist: str = ""):
-    """The 5G NR (k, n) code, or the code of an alist file when ``alist`` is given."""
-    return alist_code(alist) if alist else nr_code(int(k), int(n))
 
 
 class ldpc_encoder(PduBlock):  # noqa: N801 - GNU Radio block naming

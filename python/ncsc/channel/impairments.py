@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..phy.burst import interp_cubic
+from ..dsp import interp_cubic
 
 
 @dataclass

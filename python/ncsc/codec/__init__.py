@@ -1,10 +1,22 @@
-"""The NCSC learned image codec: model, deterministic entropy coder, bitstream, registry."""
+"""The NCSC learned image codec: model, deterministic entropy coder, bitstream, registry.
 
-from .bitstream import BitstreamError, Header
-from .coder import NcscCodec
-from .image import ImageError, load_image, save_png
-from .model import NcscModel
-from .registry import CONFIGS, METRICS, WeightsError, load_codec
+Names load lazily: ``codec.bitstream`` (and whatever needs only it, e.g. a block checking a
+header) imports without torch; ``NcscCodec``, ``load_codec`` and the model bring torch and
+CompressAI in when first used.
+"""
 
-__all__ = ["BitstreamError", "CONFIGS", "Header", "ImageError", "METRICS", "NcscCodec", "NcscModel",
-           "WeightsError", "load_codec", "load_image", "save_png"]
+_NAMES = {
+    "BitstreamError": "bitstream", "Header": "bitstream", "NcscCodec": "coder", "ImageError": "image",
+    "load_image": "image", "save_png": "image", "NcscModel": "model", "CONFIGS": "registry",
+    "METRICS": "registry", "WeightsError": "registry", "load_codec": "registry",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

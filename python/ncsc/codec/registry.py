@@ -147,3 +147,8 @@ def export_weights(model: NcscModel, path: Path) -> str:
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
         fh.write(buf.getvalue())
     return sha256(path)
+
+
+def load_named_codec(model: str, weights_dir: str = "") -> NcscCodec:
+    """The shipped codec of a metric, from ``weights_dir`` when given (what the blocks take)."""
+    return load_codec(model, directory=weights_dir or None)

@@ -207,3 +207,8 @@ def alist_code(path: str | os.PathLike, name: str | None = None) -> LdpcCode:
     )
     code._encoder = (pivots, p)
     return code
+
+
+def make_code(k: int = 1536, n: int = 4608, alist: str = ""):
+    """The 5G NR (k, n) code, or the code of an alist file when ``alist`` is given."""
+    return alist_code(alist) if alist else nr_code(int(k), int(n))

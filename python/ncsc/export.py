@@ -1,6 +1,6 @@
 """Export a training checkpoint as shipped weights and record it in ``weights/manifest.json``.
 
-``python -m gnuradio.ncsc.codec.export CHECKPOINT --metric mse [--images KODAK]``: writes
+``python -m gnuradio.ncsc.export CHECKPOINT --metric mse [--images KODAK]``: writes
 ``weights/ncsc-<metric>-q1.pth`` (fp16, entropy tables updated), measures it on the
 image folder with the codec benchmark, and stores sha256, training record and the
 measured figures with the command that measured them.
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from ..bench.codec import DEFAULT_IMAGES, measure, summarize
-from ..train import checkpoint_quant
-from .model import NcscModel
-from .registry import config, export_weights, load_codec, weights_dir
+from .bench.codec import DEFAULT_IMAGES, measure, summarize
+from .codec.model import NcscModel
+from .codec.registry import config, export_weights, load_codec, weights_dir
+from .train import checkpoint_quant
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.codec.export", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.export", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
     p.add_argument("--metric", choices=["mse", "ms-ssim"], required=True)
     p.add_argument("--images", default=str(DEFAULT_IMAGES), help="evaluation folder (Kodak)")
