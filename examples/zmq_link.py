@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """A two-radio link in three processes joined by GNU Radio's ZMQ blocks: TX -> channel -> RX.
 
-    python examples/zmq_link.py rx      --out DIR          [--port 5556]
+    python examples/zmq_link.py rx      --out DIR          [--port 5555]
     python examples/zmq_link.py channel --esn0 10 --cfo 0.01 --ppm 50   [--port 5555]
     python examples/zmq_link.py tx      --image FILE       [--port 5555]
+
+Give all three the same --port P: TX sends on P, the channel listens on P and sends on
+P + 1, where RX listens (each role adds the 1 itself).
 
 Each process is its own flowgraph, as each radio would be: the TX process sends bursts
 (NCSC image source -> framer -> burst TX) over a ZMQ PUSH socket, the channel process

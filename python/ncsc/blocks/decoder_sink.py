@@ -92,11 +92,13 @@ class decoder_sink(PduBlock):  # noqa: N801
         rec = self.receiver.receive(meta, data)
         self.records.append(rec)
         self.record_event.set()
+        who = f"image {rec.get('image_id', '?')} {rec.get('name', '(no name)')}"
         if rec["status"] == "ok":
-            self.logger.info(f"image {rec.get('image_id')} {rec.get('name')}: ok, {rec.get('bpp', 0):.4f} bpp, "
-                             f"PSNR {rec.get('psnr', float('nan')):.2f} dB")
+            score = (f"PSNR {rec['psnr']:.2f} dB" if "psnr" in rec
+                     else "no reference image here to score against (normal over the air)")
+            self.logger.info(f"{who}: ok, {rec.get('bpp', 0):.4f} bpp, {score}")
         else:
-            self.logger.warn(f"image {rec.get('image_id')} {rec.get('name')}: {rec['reason']}")
+            self.logger.warn(f"{who}: {rec['reason']}")
         png = rec.get("png")
         payload = np.fromfile(png, dtype=np.uint8) if png else np.zeros(0, np.uint8)
         return {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool))}, payload

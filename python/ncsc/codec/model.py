@@ -7,20 +7,27 @@ outputs, per latent element, K (weight, mean, scale) triples: 3*K*M channels.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.entropy_models import EntropyBottleneck
-from compressai.layers import (
-    MaskedConv2d,
-    ResidualBlock,
-    ResidualBlockUpsample,
-    ResidualBlockWithStride,
-    conv3x3,
-    subpel_conv3x3,
-)
-from compressai.models import CompressionModel
-from compressai.ops import LowerBound, quantize_ste
+
+# CompressAI calls torch.jit.script at import, which torch 2.14 answers with a FutureWarning
+# on every command; that one warning says nothing to our users, so it is silenced here only.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck
+    from compressai.layers import (
+        MaskedConv2d,
+        ResidualBlock,
+        ResidualBlockUpsample,
+        ResidualBlockWithStride,
+        conv3x3,
+        subpel_conv3x3,
+    )
+    from compressai.models import CompressionModel
+    from compressai.ops import LowerBound, quantize_ste
 
 TRAIN_QUANT = ("noise", "mixed", "hard")
 SCALE_MIN = 0.11
