@@ -45,6 +45,7 @@ def measure(codec, files, serial_on: int = 0, progress=True) -> list[dict]:
                "bpp": 8 * len(enc["bitstream"]) / (w * h), "psnr": psnr(ref, got), "ms_ssim": ms_ssim(ref, got),
                "encode_s": t1 - t0, "decode_s": t2 - t1, "z_bpp": 8 * len(enc["strings"][1][0]) / (w * h),
                "z_constant": z_is_constant(enc["z_hat"])}
+        row.update(entropy_ablation(codec.model, x))
         if i < serial_on:
             t0 = time.perf_counter()
             enc_s = codec.compress(x, order="raster")
@@ -57,6 +58,50 @@ def measure(codec, files, serial_on: int = 0, progress=True) -> list[dict]:
     return rows
 
 
+@torch.no_grad()
+def entropy_ablation(model, x: torch.Tensor, slice_rows: int = 4) -> dict:
+    """How much the entropy model leans on each of its inputs, from model likelihoods (fp32):
+    the rate of y with the context model zeroed, with the hyperprior zeroed, and with the
+    context restricted to bands of ``slice_rows`` latent rows (what independently decodable
+    slices would cost), each as an overhead over the full rate; and z's share of all bits."""
+    import torch.nn.functional as F
+
+    from ..codec.model import LIKELIHOOD_MIN, mixture_likelihood
+
+    h, w = x.shape[-2:]
+    xp = F.pad(x.float(), (0, -w % 64, 0, -h % 64), mode="replicate")
+    y = model.g_a(xp).float()
+    z = model.h_a(y).float()
+    z_hat, z_lik = model.entropy_bottleneck(z, training=False)
+    y_hat = torch.round(y)
+    params = model.h_s(z_hat).float()
+    ctx = model.context_prediction(y_hat).float()
+
+    def bits(p, c):
+        wts, means, scales = model.mixture_params(model.entropy_parameters(torch.cat((p, c), dim=1)))
+        return float(-torch.log2(mixture_likelihood(y_hat, wts, means, scales).clamp_min(LIKELIHOOD_MIN)).sum())
+
+    full = bits(params, ctx)
+    z_bits = float(-torch.log2(z_lik.clamp_min(LIKELIHOOD_MIN)).sum())
+    sliced = bits(params, model.sliced_context(y_hat, slice_rows, y_hat.shape[-1]).float())
+    return {"y_bpp_model": full / (h * w), "z_share": z_bits / (z_bits + full),
+            "ctx_zero_overhead": bits(params, torch.zeros_like(ctx)) / full - 1,
+            "hyper_zero_overhead": bits(torch.zeros_like(params), ctx) / full - 1,
+            f"slice{slice_rows}_overhead": sliced / full - 1}
+
+
+def checkpoint_codec(path: str, precision: str = "auto"):
+    """A codec from a training checkpoint (entropy tables updated, as an export would)."""
+    from ..codec.coder import NcscCodec
+    from ..codec.model import NcscModel
+
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = NcscModel(N=ck.get("N", 128))
+    model.load_state_dict(ck["model"])
+    model.update(force=True)
+    return NcscCodec(model.eval(), 1, ck.get("metric", "mse"), 1, precision)
+
+
 def z_is_constant(z_hat: torch.Tensor) -> bool:
     """True when every channel of the coded hyper-latent holds one value: the hyperprior tells
     the context model nothing about this image (a sign of an under-trained hyperprior)."""
@@ -66,6 +111,7 @@ def z_is_constant(z_hat: torch.Tensor) -> bool:
 
 def summarize(rows: list[dict]) -> dict:
     keys = ["bpp", "psnr", "ms_ssim", "encode_s", "decode_s", "z_bpp"]
+    keys += [k for k in ("z_share", "ctx_zero_overhead", "hyper_zero_overhead", "slice4_overhead") if k in rows[0]]
     out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     out["z_constant_images"] = sum(r["z_constant"] for r in rows)
     serial = [r for r in rows if "serial_decode_s" in r]
@@ -115,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights-dir", default=None)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="transforms in fp32 or bf16 (auto: bf16 where the CPU runs it natively)")
+    p.add_argument("--checkpoint", default=None,
+                   help="measure a training checkpoint (its metric) instead of the shipped weights")
     p.add_argument("--replot", action="store_true", help="only redraw the PNG from an existing codec.json")
     args = p.parse_args(argv)
     if args.replot:
@@ -128,11 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})
     models = ["mse"] if args.quick or args.model == "mse" else ["ms-ssim"] if args.model == "ms-ssim" else [
         "mse", "ms-ssim"]
+    if args.checkpoint:
+        models = ["checkpoint"]
     if args.quick:
         files = files[:4]
     results = {}
     for m in models:
-        codec = load_codec(m, directory=args.weights_dir, precision=args.precision)
+        if args.checkpoint:
+            codec = checkpoint_codec(args.checkpoint, args.precision)
+            m = codec.metric
+        else:
+            codec = load_codec(m, directory=args.weights_dir, precision=args.precision)
         codec.compress(load_image(files[0])[..., :64, :64])  # warm-up: numba compile, tables
         rows = measure(codec, files, serial_on=0 if args.quick else args.serial)
         results[m] = {"per_image": rows, "summary": summarize(rows), "precision": codec.precision}
@@ -141,17 +195,22 @@ def main(argv: list[str] | None = None) -> int:
               f"encode {s['encode_s']:.2f} s, decode {s['decode_s']:.2f} s ({len(rows)} images); "
               f"hyper-latent {s['z_bpp']:.4f} bpp, the same value in every channel for "
               f"{s['z_constant_images']}/{len(rows)} images")
+        if "z_share" in s:
+            print(f"  entropy model (model rates): z {100 * s['z_share']:.2f} % of the bits; y rate "
+                  f"+{100 * s['ctx_zero_overhead']:.0f} % with the context zeroed, "
+                  f"+{100 * s['hyper_zero_overhead']:.0f} % with the hyperprior zeroed, "
+                  f"+{100 * s['slice4_overhead']:.0f} % with the context in 4-row slices")
         if "serial_decode_s" in s:
             print(f"  serial loop, same weights: encode {s['serial_encode_s']:.2f} s, "
                   f"decode {s['serial_decode_s']:.2f} s")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "codec_quick" if args.quick else "codec"
+    name = "codec_quick" if args.quick else "codec_checkpoint" if args.checkpoint else "codec"
     (out / f"{name}.json").write_text(json.dumps({"threads": args.threads, "images": str(folder),
                                                   "results": results}, indent=1))
-    if not args.quick:
+    if not args.quick and not args.checkpoint:
         plot(results, out / "codec_rd.png")
-    first = models[0]
+    first = next(iter(results))
     s = results[first]["summary"]
     print(json.dumps({"model": first, "bpp": round(s["bpp"], 4), "psnr": round(s["psnr"], 3),
                       "ms_ssim": round(s["ms_ssim"], 4), "encode_s": round(s["encode_s"], 3),
