@@ -185,3 +185,39 @@ def test_flowgraph_imports_stay_light():
     code = "import sys, gnuradio.ncsc.samples as s; s.default_image(); print('torch' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+GUI_DRIVER = r"""
+import importlib.util, sys, time
+from PyQt5 import Qt
+spec = importlib.util.spec_from_file_location("fg", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+app = Qt.QApplication([])
+tb = getattr(mod, sys.argv[2])(image=sys.argv[3])
+tb.start()
+tb.show()
+viewer = tb.ncsc_image_viewer_0
+deadline = time.time() + 120
+while viewer.shown < 2 and time.time() < deadline:
+    app.processEvents()
+    time.sleep(0.02)
+tb.set_snr_db(-1.0)  # the slider's setter reaches the channel while it runs
+assert tb.ncsc_awgn_channel_0.channel.snr_db == -1.0
+tb.stop()
+tb.wait()
+print("shown", viewer.shown, viewer.figures.text())
+"""
+
+
+@needs_grcc
+@pytest.mark.slow
+def test_loopback_gui_runs_offscreen_and_stops_cleanly(tmp_path, small_image):
+    if not (ROOT / "weights" / "manifest.json").exists():
+        pytest.skip("no shipped weights in weights/ (the generated flowgraph loads them)")
+    script = _generate("loopback_awgn_gui", tmp_path)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    res = subprocess.run([sys.executable, "-c", GUI_DRIVER, str(script), "loopback_awgn_gui", str(small_image)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "shown 2" in res.stdout or "shown 3" in res.stdout, res.stdout

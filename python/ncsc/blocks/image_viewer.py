@@ -1,8 +1,11 @@
 """NCSC Image Viewer: shows each decoded image (the NCSC Decoder Sink's output PDUs) in a Qt window.
 
 The PDU payload is the PNG that the sink wrote; the caption is built from its record
-(name, status, bpp, PSNR). Messages arrive on a GNU Radio thread, so the image is handed
-to the Qt thread through a signal. A PDU that is not an image is logged and ignored.
+(name, status, bpp, PSNR, failed codewords) and a line of running figures (images
+decoded / failed, codewords and their error rate, mean PSNR so far). The picture is
+scaled to the widget, keeping its aspect ratio, and follows window resizes. Messages
+arrive on a GNU Radio thread, so the image is handed to the Qt thread through a signal.
+A PDU that is not an image is logged and ignored.
 """
 
 from __future__ import annotations
@@ -19,6 +22,51 @@ class _Bridge(QtCore.QObject):
     show = QtCore.pyqtSignal(bytes, str)
 
 
+class _ScaledImage(QtWidgets.QLabel):
+    """A label that shows its pixmap scaled to its own size, aspect ratio kept."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._pix = None
+        self.setAlignment(QtCore.Qt.AlignCenter)
+        self.setMinimumSize(160, 120)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Expanding)
+
+    def set_image(self, pix) -> None:
+        self._pix = pix
+        self._rescale()
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pix is not None:
+            self.setPixmap(self._pix.scaled(self.size(), QtCore.Qt.KeepAspectRatio, QtCore.Qt.SmoothTransformation))
+
+
+class LinkFigures:
+    """Running figures over the image records seen so far (plain Python: tested without Qt)."""
+
+    def __init__(self):
+        self.images = self.ok = self.codewords = self.failed_codewords = 0
+        self._psnr = []
+
+    def add(self, rec: dict) -> None:
+        self.images += 1
+        self.ok += rec.get("status") == "ok"
+        self.codewords += int(rec.get("codewords", 0) or 0)
+        self.failed_codewords += int(rec.get("codeword_errors", 0) or 0)
+        if isinstance(rec.get("psnr"), (int, float)):
+            self._psnr.append(float(rec["psnr"]))
+
+    def text(self) -> str:
+        fer = self.failed_codewords / self.codewords if self.codewords else 0.0
+        psnr = f", mean PSNR {sum(self._psnr) / len(self._psnr):.2f} dB" if self._psnr else ""
+        return (f"images {self.images}: {self.ok} decoded, {self.images - self.ok} failed; "
+                f"codewords {self.codewords}, {self.failed_codewords} failed (FER {fer:.3g}){psnr}")
+
+
 class image_viewer(gr.basic_block):  # noqa: N801
     def __init__(self, title: str = "NCSC", parent=None):
         gr.basic_block.__init__(self, name="ncsc_image_viewer", in_sig=None, out_sig=None)
@@ -27,11 +75,13 @@ class image_viewer(gr.basic_block):  # noqa: N801
         self._widget = QtWidgets.QWidget(parent)
         layout = QtWidgets.QVBoxLayout(self._widget)
         self._title = QtWidgets.QLabel(title)
-        self._image = QtWidgets.QLabel("waiting for an image")
-        self._image.setAlignment(QtCore.Qt.AlignCenter)
+        self._image = _ScaledImage("waiting for an image")
         self._caption = QtWidgets.QLabel("")
-        for w in (self._title, self._image, self._caption):
+        self._figures_label = QtWidgets.QLabel("")
+        for w in (self._title, self._image, self._caption, self._figures_label):
             layout.addWidget(w)
+        layout.setStretch(1, 1)
+        self.figures = LinkFigures()
         self._bridge = _Bridge()
         self._bridge.show.connect(self._show)
         self.shown = 0
@@ -45,10 +95,12 @@ class image_viewer(gr.basic_block):  # noqa: N801
     def _show(self, png: bytes, caption: str) -> None:
         pix = QtGui.QPixmap()
         if png and pix.loadFromData(png, "PNG"):
-            self._image.setPixmap(pix.scaled(640, 480, QtCore.Qt.KeepAspectRatio, QtCore.Qt.SmoothTransformation))
+            self._image.set_image(pix)
         else:
+            self._image.set_image(None)
             self._image.setText("no image (decoding failed)")
         self._caption.setText(caption)
+        self._figures_label.setText(self.figures.text())
         self.shown += 1
 
     def _handle(self, msg):
@@ -63,4 +115,7 @@ class image_viewer(gr.basic_block):  # noqa: N801
             caption += f", {meta.get('bpp', 0):.4f} bpp" + (f", PSNR {psnr:.2f} dB" if psnr else "")
         else:
             caption += f" ({meta.get('reason', '')})"
+        if "codewords" in meta:
+            caption += f"; {meta.get('codeword_errors', 0)} of {meta['codewords']} codewords failed"
+        self.figures.add(meta)
         self._bridge.show.emit(data.tobytes(), caption)
