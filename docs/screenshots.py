@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GUIS = {"loopback_awgn_gui": "grc_loopback_gui.png"}
+GUIS = {"loopback_awgn_gui": "grc_loopback_gui.png", "impaired_loopback_gui": "grc_impaired_loopback_gui.png"}
 
 
 def compile_grc(grc: Path, out: Path) -> Path:

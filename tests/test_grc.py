@@ -202,22 +202,34 @@ deadline = time.time() + 120
 while viewer.shown < 2 and time.time() < deadline:
     app.processEvents()
     time.sleep(0.02)
-tb.set_snr_db(-1.0)  # the slider's setter reaches the channel while it runs
-assert tb.ncsc_awgn_channel_0.channel.snr_db == -1.0
+setter, value, getter = sys.argv[4], float(sys.argv[5]), sys.argv[6]
+getattr(tb, setter)(value)  # the slider's setter reaches the channel while it runs
+print("after", eval(getter))
 tb.stop()
 tb.wait()
 print("shown", viewer.shown, viewer.figures.text())
 """
 
+GUIS = {  # flowgraph: (slider setter, a value, what the channel reports after it)
+    "loopback_awgn_gui": ("set_snr_db", -1.0, "tb.ncsc_awgn_channel_0.channel.snr_db"),
+    "impaired_loopback_gui": ("set_esn0", 20.0, "round(tb.get_noise_voltage(), 4)"),
+}
+
 
 @needs_grcc
 @pytest.mark.slow
-def test_loopback_gui_runs_offscreen_and_stops_cleanly(tmp_path, small_image):
+@pytest.mark.parametrize("name", sorted(GUIS))
+def test_gui_flowgraph_runs_offscreen_and_stops_cleanly(name, tmp_path, small_image):
+    """The GUI starts offscreen, shows pictures, its slider moves the channel, and it stops."""
     if not (ROOT / "weights" / "manifest.json").exists():
         pytest.skip("no shipped weights in weights/ (the generated flowgraph loads them)")
-    script = _generate("loopback_awgn_gui", tmp_path)
+    script = _generate(name, tmp_path)
+    setter, value, getter = GUIS[name]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    res = subprocess.run([sys.executable, "-c", GUI_DRIVER, str(script), "loopback_awgn_gui", str(small_image)],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    res = subprocess.run([sys.executable, "-c", GUI_DRIVER, str(script), name, str(small_image), setter, str(value),
+                          getter], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "shown 2" in res.stdout or "shown 3" in res.stdout, res.stdout
+    assert "shown 2" in res.stdout or "shown 3" in res.stdout, res.stdout + res.stderr[-2000:]
+    expected = {"loopback_awgn_gui": "after -1.0",
+                "impaired_loopback_gui": f"after {round((4 * 0.5**2 * 10**(-value / 10))**0.5, 4)}"}[name]
+    assert expected in res.stdout, res.stdout

@@ -14,6 +14,8 @@ from ..phy.burst import MODS, burst_symbols, payload_symbols
 from ._stream import Ticker
 from .pdu import PORT_OUT, to_pdu
 
+PORT_SYMBOLS = "symbols"
+
 
 class burst_receiver(gr.sync_block):  # noqa: N801
     """Buffers samples, runs :class:`BurstRx` over them, emits one LLR PDU per decoded burst.
@@ -27,6 +29,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
                  code_bits: int = 4608):
         gr.sync_block.__init__(self, name="ncsc_burst_receiver", in_sig=[np.complex64], out_sig=None)
         self.message_port_register_out(pmt.intern(PORT_OUT))
+        self.message_port_register_out(pmt.intern(PORT_SYMBOLS))
         self.rx = BurstRx(int(sps), float(rolloff), float(threshold), code_bits=int(code_bits))
         self.sps = int(sps)
         self.samp_rate = float(samp_rate)
@@ -92,6 +95,8 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.stats["decoded_headers"] += 1
         info.update(rep.header)
         self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(info, rep.llr.astype(np.float32)))
+        if rep.symbols is not None:  # the equalised symbols, for a constellation display
+            self.message_port_pub(pmt.intern(PORT_SYMBOLS), to_pdu(info, rep.symbols))
         self.stats["emitted"] += 1
 
     def _safe_process(self, final: bool) -> None:

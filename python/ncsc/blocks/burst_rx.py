@@ -14,7 +14,7 @@ from __future__ import annotations
 from gnuradio import gr
 
 from ..profiles import DEFAULT_OTA_PROFILE, load_profile
-from ._receiver import burst_receiver
+from ._receiver import PORT_SYMBOLS, burst_receiver
 from .ldpc_decoder import ldpc_decoder
 from .pdu import PORT_OUT
 
@@ -31,12 +31,14 @@ class burst_rx(gr.hier_block2):  # noqa: N801
         k, n = k or prof.k, n or prof.n
         b = prof.burst
         self.message_port_register_hier_out(PORT_OUT)
+        self.message_port_register_hier_out(PORT_SYMBOLS)
         self.receiver = burst_receiver(sps or b.sps, b.rolloff if rolloff is None else rolloff, samp_rate,
                                        threshold or b.threshold, code_bits=n)
         self.decoder = ldpc_decoder(k, n, "", prof.algorithm, max_iter or prof.max_iter)
         self.connect(self, self.receiver)
         self.msg_connect(self.receiver, PORT_OUT, self.decoder, "in")
         self.msg_connect(self.decoder, "out", self, PORT_OUT)
+        self.msg_connect(self.receiver, PORT_SYMBOLS, self, PORT_SYMBOLS)
 
     @property
     def reports(self):

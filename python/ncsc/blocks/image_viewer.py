@@ -110,7 +110,7 @@ class image_viewer(gr.basic_block):  # noqa: N801
             self.logger.warn(f"ignored message: {exc}")
             return
         psnr = meta.get("psnr")
-        caption = f"{meta.get('name', '?')}: {meta.get('status', '?')}"
+        caption = f"{meta.get('name') or 'image ' + str(meta.get('image_id', '?'))}: {meta.get('status', '?')}"
         if meta.get("status") == "ok":
             caption += f", {meta.get('bpp', 0):.4f} bpp" + (f", PSNR {psnr:.2f} dB" if psnr else "")
         else:

@@ -232,6 +232,7 @@ class BurstReport:
     noise_var: float
     header: dict | None
     llr: np.ndarray | None = None
+    symbols: np.ndarray | None = None  # equalised, phase-tracked data symbols (for a constellation view)
 
 
 class BurstRx:
@@ -537,7 +538,7 @@ class BurstRx:
             body = apply_track(eq, smooth)
         data = np.delete(body, pp)
         llr = demodulate(data, nv, header["modulation"])
-        return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header, llr)
+        return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header, llr, data.astype(np.complex64))
 
 
 def burst_symbols(n_data: int) -> int:
