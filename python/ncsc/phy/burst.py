@@ -382,10 +382,47 @@ class BurstRx:
             offset += float(np.clip(np.average(errs, weights=mag[ok] ** 2), -sps / 2, sps / 2))
         return offset
 
+    # -- the receiver chain: one method per stage, each testable on its own ------------------------
     def _demodulate(self, x: np.ndarray, coarse: int, sc_angle: float) -> BurstReport | None:
+        """The stages for one detected burst: timing, carrier and header, resampling, residual
+        carrier, equaliser and tracking, demapping. None when there was no preamble after all."""
+        cfo = sc_angle / (2 * np.pi * SEG)  # cycles per symbol, from the detector
+        t0 = self.stage_timing(x, coarse, cfo)
+        if t0 is None:
+            return None
+        sync = self.stage_carrier(x, t0, cfo)
+        if sync is None:
+            return None
+        t0f, cfo, pre, g, hdr = sync
+        nv = max(float(np.mean(np.abs(pre / g - PREAMBLE) ** 2)), 1e-6)
+
+        def report(header=None, llr=None, symbols=None):
+            return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header, llr, symbols)
+
+        header = self.stage_header(hdr, nv)
+        if header is None:
+            return report()
+        burst = self.stage_resample(x, t0f, cfo, header)
+        if burst is None:
+            return report(header)  # truncated burst
+        s, known, pp, k = burst
+        s, slope = self.stage_residual_carrier(s, known, pp, k)
+        cfo += slope / (2 * np.pi)
+        best = self.stage_equalise(s, known, pp)
+        if best is None:
+            return report(header)
+        body, nv = best
+        data = np.delete(body, pp)
+        return report(header, demodulate(data, nv, header["modulation"]), data.astype(np.complex64))
+
+    def _read(self, x: np.ndarray, t: float, kk: np.ndarray, cfo: float) -> np.ndarray:
+        """Symbols kk read at fractional sample time t + kk*sps, carrier offset removed."""
+        return interp_cubic(x, t + kk * self.sps) * np.exp(-2j * np.pi * cfo * kk)
+
+    def stage_timing(self, x: np.ndarray, coarse: int, cfo: float) -> int | None:
+        """Whole-sample burst start: the best preamble correlation around the detector's peak;
+        None when even the best match is weak (a false alarm)."""
         sps = self.sps
-        cfo = sc_angle / (2 * np.pi * SEG)  # cycles per symbol
-        # Fine timing: correlate with the known preamble around the coarse estimate.
         n = np.arange(self.pre_len)
         rot = np.exp(-2j * np.pi * cfo * n)
         # Over +-N_SEG segments: the preamble repeats every SEG symbols, so a search window
@@ -401,27 +438,28 @@ class BurstRx:
         seg_energy = np.sum(np.abs(x[best_t : best_t + self.pre_len * sps : sps]) ** 2)
         if best**2 < 0.3 * self.pre_len * seg_energy:  # weak match to the known preamble: a false alarm
             return None
-        t0 = best_t
-        def at(t, kk):
-            """Symbols kk read at fractional sample time t + kk*sps, carrier offset removed."""
-            return interp_cubic(x, t + kk * sps) * np.exp(-2j * np.pi * cfo * kk)
+        return best_t
 
+    def stage_carrier(self, x: np.ndarray, t0: int, cfo: float):
+        """Fractional timing, carrier offset and gain from preamble and header: (t0f, cfo,
+        preamble symbols, gain, header symbols), or None when the preamble has no energy."""
+        sps = self.sps
+        n = np.arange(self.pre_len)
         # Fractional timing: a parabola through the preamble correlation at t0-1, t0, t0+1
         # (a whole-sample error is a quarter symbol at 4 samples per symbol).
-        c = [abs(np.vdot(PREAMBLE, at(t0 + d, n))) for d in (-1, 0, 1)]
+        c = [abs(np.vdot(PREAMBLE, self._read(x, t0 + d, n, cfo))) for d in (-1, 0, 1)]
         t0f = t0 + (_vertex(c, 0.5) or 0.0)
         # Refine CFO with the phase drift across the preamble, then gain and phase.
-        z = at(t0f, n) * np.conj(PREAMBLE)
+        z = self._read(x, t0f, n, cfo) * np.conj(PREAMBLE)
         half = self.pre_len // 2
         cfo += np.angle(np.sum(z[half:]) * np.conj(np.sum(z[:half]))) / (2 * np.pi * half)
-        pre = at(t0f, n)
-        half_taps = EQ_TAPS // 2
+        pre = self._read(x, t0f, n, cfo)
         # First pass: one complex gain from the preamble, enough to read the header.
         g = np.vdot(PREAMBLE, pre) / self.pre_len
         if abs(g) < 1e-9:
             return None
         n_hdr = int(max(0, min(self.hdr_len, (x.size - 1 - t0f) // sps - self.pre_len)))
-        hdr = at(t0f, self.pre_len + np.arange(n_hdr)) / g * np.conj(HDR_ROT[:n_hdr])
+        hdr = self._read(x, t0f, self.pre_len + np.arange(n_hdr), cfo) / g * np.conj(HDR_ROT[:n_hdr])
         if n_hdr == self.hdr_len:
             # The preamble alone pins the carrier offset to ~1e-3 of the symbol rate at low SNR:
             # too loose over the header. Fit a line to the phase over preamble and header,
@@ -433,49 +471,77 @@ class BurstRx:
             ph = np.unwrap(np.angle(_smooth(z, 16)))
             slope, _ = np.polyfit(kk, ph, 1)
             cfo += slope / (4 * np.pi)
-            pre = at(t0f, n)
+            pre = self._read(x, t0f, n, cfo)
             g = np.vdot(PREAMBLE, pre) / self.pre_len
-            hdr = at(t0f, self.pre_len + np.arange(n_hdr)) / g * np.conj(HDR_ROT[:n_hdr])
-        nv = max(float(np.mean(np.abs(pre / g - PREAMBLE) ** 2)), 1e-6)
+            hdr = self._read(x, t0f, self.pre_len + np.arange(n_hdr), cfo) / g * np.conj(HDR_ROT[:n_hdr])
+        return t0f, cfo, pre, g, hdr
+
+    def stage_header(self, hdr: np.ndarray, nv: float) -> dict | None:
+        """The header, when it is whole, passes its CRC and has a length this link can have."""
         if hdr.size < self.hdr_len:
-            return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, None)
+            return None
         header = parse_header(-4 * np.real(hdr) / nv)
         if header is not None and not self.length_ok(header):
             self.bad_length += 1
-            header = None
-        if header is None:
-            return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, None)
+            return None
+        return header
+
+    def stage_resample(self, x: np.ndarray, t0f: float, cfo: float, header: dict):
+        """Symbol-rate samples of the whole burst (and a margin for the equaliser taps), at
+        fractional positions that follow the sample-clock drift: (samples, known training
+        symbols, pilot positions, symbol indices), or None when the burst is cut off."""
+        sps = self.sps
+        half_taps = EQ_TAPS // 2
         n_data = header["n_symbols"]
         pp = pilot_positions(n_data)
-        body_len = n_data + pp.size
         body0 = self.pre_len + self.hdr_len
-        total = body0 + body_len
+        total = body0 + n_data + pp.size
         if t0f + (total + half_taps) * sps > x.size - 1:
-            return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header)  # truncated burst
+            return None
         hdr_known = 1.0 - 2.0 * np.tile(header_bits(header["modulation"], header["code_id"], n_data), HEADER_REP)
         # the training symbols: preamble and the now-known header
         known = np.concatenate([PREAMBLE, hdr_known * HDR_ROT]).astype(np.complex128)
-        pv = PILOT_SEQ[: pp.size]
         drift = self._clock_drift(x, t0f, total)
         # the offset from the preamble and header: contiguous known symbols, no unknown neighbours
         offset = self._timing_offset(x, t0f, cfo, drift, np.arange(body0), known)
-        # Symbol-rate samples of the whole burst (and a margin for the equaliser taps), taken at
-        # fractional positions that follow the sample-clock drift.
         k = np.arange(-half_taps, total + half_taps)
         pos = t0f + k * sps + offset + drift * k
         s = interp_cubic(x, pos) * np.exp(-2j * np.pi * cfo * k)
         s[(pos < 1) | (pos > x.size - 3)] = 0
-        # Residual carrier offset over the burst, removed before the widely linear equaliser
-        # (whose conjugate taps would turn a leftover rotation into distortion): the maximum
-        # likelihood line through all known symbols (preamble, header, pilots), i.e. the peak
-        # of their periodogram near zero, refined by a parabola. No unwrapping of noisy phases:
-        # a smoothed-phase line fit left up to 0.3 rad at the burst ends at Es/N0 3.5 dB.
+        return s, known, pp, k
+
+    def stage_residual_carrier(self, s: np.ndarray, known: np.ndarray, pp: np.ndarray, k: np.ndarray):
+        """Residual carrier offset over the burst, removed before the widely linear equaliser
+        (whose conjugate taps would turn a leftover rotation into distortion): the maximum
+        likelihood line through all known symbols (preamble, header, pilots), i.e. the peak of
+        their periodogram near zero, refined by a parabola. No unwrapping of noisy phases: a
+        smoothed-phase line fit left up to 0.3 rad at the burst ends at Es/N0 3.5 dB.
+        Returns (corrected samples, the slope in rad per symbol)."""
+        half_taps = EQ_TAPS // 2
+        body0 = known.size
         kk = np.concatenate([np.arange(body0), body0 + pp])
-        z = s[kk + half_taps] * np.conj(np.concatenate([known, pv]))
+        z = s[kk + half_taps] * np.conj(np.concatenate([known, PILOT_SEQ[: pp.size]]))
         slope = _line_frequency(z, kk, RESIDUAL_CFO_MAX * 2 * np.pi)
         icpt = np.angle(np.sum(z * np.exp(-1j * slope * kk)))
-        s *= np.exp(-1j * (icpt + slope * k))
-        cfo += slope / (2 * np.pi)
+        return s * np.exp(-1j * (icpt + slope * k)), slope
+
+    def stage_equalise(self, s: np.ndarray, known: np.ndarray, pp: np.ndarray):
+        """Equaliser and pilot tracking: (body symbols, noise variance), or None.
+
+        Symbol-spaced equalisers trained by least squares on the preamble and the now-known
+        header (256 symbols): a plain complex gain, and widely linear ones with a DC term (1 and
+        EQ_TAPS taps) that absorb IQ imbalance, DC and a short multipath channel. Each is tracked
+        with several pilot windows (short ones follow phase noise, long ones average more noise
+        away); the leave-one-out pilot error (pilots are not training symbols) picks the best
+        pair: extra taps cost estimation noise where the channel does not need them.
+        Candidates go from the simplest (a complex gain, the longest window) to the most
+        complex; each must beat the best so far by CHOICE_MARGIN: the estimates are noisy, and
+        picking the smallest of a dozen of them would often buy estimation noise.
+        """
+        half_taps = EQ_TAPS // 2
+        body0 = known.size
+        body_len = s.size - 2 * half_taps - body0
+        pv = PILOT_SEQ[: pp.size]
 
         def taps_matrix(start, count, half, wl=True):
             """Rows: symbol j's neighbourhood (j-half..j+half), and when ``wl`` its conjugate and a
@@ -484,43 +550,6 @@ class BurstRx:
             a = np.stack([s[rows + d] for d in range(-half, half + 1)], axis=1)
             return np.concatenate([a, np.conj(a), np.ones((count, 1))], axis=1) if wl else a
 
-        def apply_track(body, smooth):
-            """Correct the body by the smoothed pilot phase and gain, interpolated between pilots."""
-            ph = np.unwrap(np.angle(smooth))
-            amp = np.interp(np.arange(body_len), pp, np.abs(smooth))
-            return body * np.exp(-1j * np.interp(np.arange(body_len), pp, ph)) / np.maximum(amp, 1e-9)
-
-        def track(body, window):
-            """Phase and gain from the pilots, smoothed in the complex plane over ``window``
-            pilots (no unwrapping of noisy phases) and interpolated; returns (noise var, body
-            or None, smooth): the body is corrected only when the noise variance needs it, so
-            ranking a dozen candidates costs little.
-
-            The noise variance compares each pilot with the reference made without it (leave
-            one out): that error, pilot noise plus reference noise, is what a data symbol sees,
-            so it also ranks the candidate equalisers and windows fairly.
-            """
-            c = body[pp] * np.conj(pv)
-            total, count = _window_sums(c, window)
-            smooth = total / count
-            if count.min() < 3:
-                body = apply_track(body, smooth)
-                return max(float(np.mean(np.abs(body[pp] - pv) ** 2)), 1e-4), body, smooth
-            loo = (total - c) / (count - 1)
-            ok = np.abs(loo) > 1e-9
-            nv = float(np.mean(np.abs(c[ok] / loo[ok] - 1) ** 2)) if ok.any() else 1.0
-            return max(nv, 1e-4), None, smooth
-
-        # Second pass: symbol-spaced equalisers trained by least squares on the preamble and
-        # the now-known header (256 symbols): a plain complex gain, and widely linear ones with
-        # a DC term (1 and EQ_TAPS taps) that absorb IQ imbalance, DC and a short multipath
-        # channel. Each is tracked with several pilot windows (short ones follow phase noise,
-        # long ones average more noise away); the leave-one-out pilot error (pilots are not
-        # training symbols) picks the best pair: extra taps cost estimation noise where the
-        # channel does not need them.
-        # Candidates go from the simplest (a complex gain, the longest window) to the most
-        # complex; each must beat the best so far by CHOICE_MARGIN: the estimates are noisy,
-        # and picking the smallest of a dozen of them would often buy estimation noise.
         best = None
         for half, wl in [(0, False)] + [(h, True) for h in sorted({0, half_taps})]:
             w, *_ = np.linalg.lstsq(taps_matrix(0, known.size, half, wl), known, rcond=None)
@@ -528,17 +557,44 @@ class BurstRx:
                 continue
             eq = (taps_matrix(body0, body_len, half, wl) @ w).astype(np.complex64)
             for window in sorted({min(wnd, pp.size) for wnd in TRACK_WINDOWS}, reverse=True):
-                cand_nv, cand_body, smooth = track(eq, window)
+                cand_nv, cand_body, smooth = track_pilots(eq, pp, pv, window)
                 if best is None or cand_nv < best[0] * (1 - CHOICE_MARGIN):
                     best = (cand_nv, cand_body, smooth, eq)
         if best is None:
-            return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header)
+            return None
         nv, body, smooth, eq = best
         if body is None:
-            body = apply_track(eq, smooth)
-        data = np.delete(body, pp)
-        llr = demodulate(data, nv, header["modulation"])
-        return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header, llr, data.astype(np.complex64))
+            body = apply_tracking(eq, pp, smooth)
+        return body, nv
+
+
+def apply_tracking(body: np.ndarray, pp: np.ndarray, smooth: np.ndarray) -> np.ndarray:
+    """Correct the body by the smoothed pilot phase and gain, interpolated between pilots."""
+    n = np.arange(body.size)
+    ph = np.unwrap(np.angle(smooth))
+    amp = np.interp(n, pp, np.abs(smooth))
+    return body * np.exp(-1j * np.interp(n, pp, ph)) / np.maximum(amp, 1e-9)
+
+
+def track_pilots(body: np.ndarray, pp: np.ndarray, pv: np.ndarray, window: int):
+    """Phase and gain from the pilots, smoothed in the complex plane over ``window`` pilots (no
+    unwrapping of noisy phases); returns (noise var, corrected body or None, smooth): the body is
+    corrected only when the noise variance needs it, so ranking a dozen candidates costs little.
+
+    The noise variance compares each pilot with the reference made without it (leave one out):
+    that error, pilot noise plus reference noise, is what a data symbol sees, so it also ranks
+    the candidate equalisers and windows fairly.
+    """
+    c = body[pp] * np.conj(pv)
+    total, count = _window_sums(c, window)
+    smooth = total / count
+    if count.min() < 3:
+        body = apply_tracking(body, pp, smooth)
+        return max(float(np.mean(np.abs(body[pp] - pv) ** 2)), 1e-4), body, smooth
+    loo = (total - c) / (count - 1)
+    ok = np.abs(loo) > 1e-9
+    nv = float(np.mean(np.abs(c[ok] / loo[ok] - 1) ** 2)) if ok.any() else 1.0
+    return max(nv, 1e-4), None, smooth
 
 
 def burst_symbols(n_data: int) -> int:
