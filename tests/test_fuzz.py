@@ -11,7 +11,7 @@ from gnuradio.ncsc.bench import fuzz
 def test_mutations_cover_the_stream_fields():
     import numpy as np
 
-    base = fuzz._repack([b"NCSC", 1, 1, 0, 1, 0, 0, 64, 64, 1, 1, 8, 4], b"\0" * 12)
+    base = fuzz.forge_stream([b"NCSC", 1, 1, 0, 1, 0, 0, 64, 64, 1, 1, 8, 4], b"\0" * 12)
     kinds = {fuzz.mutate_stream(base, np.random.default_rng([0, i]))[0].split()[0] for i in range(200)}
     assert {"bitflip", "truncate", "lengths", "size", "8192x8192"} <= kinds
 

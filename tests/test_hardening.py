@@ -7,11 +7,9 @@ one test instead of killing pytest.
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 
 import numpy as np
 import pytest
@@ -19,10 +17,12 @@ import pytest
 from gnuradio.ncsc.codec import bitstream as bs
 
 
-def _stream(h, w, z: bytes, y: bytes, quality=1, zshape=None) -> bytes:
-    zh, zw = zshape or bs.latent_shape_for(h, w)
-    head = struct.pack(">4sBBBBBBHHHHII", b"NCSC", 1, 1, 0, quality, 0, 0, h, w, zh, zw, len(z), len(y))
-    return head + struct.pack(">I", zlib.crc32(head)) + z + y + struct.pack(">I", zlib.crc32(z + y))
+def _stream(h, w, z: bytes, y: bytes, quality=1) -> bytes:
+    """A stream with any header fields and both CRCs right (the fuzz harness's forger)."""
+    from gnuradio.ncsc.bench.fuzz import forge_stream
+
+    zh, zw = bs.latent_shape_for(h, w)
+    return forge_stream([b"NCSC", 1, 1, 0, quality, 0, 0, h, w, zh, zw, len(z), len(y)], z + y)
 
 
 def _run(code: str, timeout=120) -> subprocess.CompletedProcess:
@@ -148,9 +148,10 @@ def test_cli_decode_of_the_forged_stream_exits_cleanly(tmp_path):
 # -- burst headers ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("n_sym", [65535, 4000, 0, 1151])
 def test_forged_burst_header_does_not_hide_the_next_bursts(n_sym):
+    from gnuradio.ncsc.bench.fuzz import forge_header
     from gnuradio.ncsc.fec import nr_code
     from gnuradio.ncsc.fec.encoder import encode
-    from gnuradio.ncsc.phy.burst import HDR_ROT, HEADER_BITS, HEADER_REP, PREAMBLE, BurstRx, BurstTx, header_bits
+    from gnuradio.ncsc.phy.burst import BurstRx, BurstTx
 
     code = nr_code(1536, 4608)
     rng = np.random.default_rng(3)
@@ -160,9 +161,7 @@ def test_forged_burst_header_does_not_hide_the_next_bursts(n_sym):
         word = encode(code, rng.integers(0, 2, code.k, dtype=np.uint8))[0]
         sym = tx.symbols(word)
         if i == 0:
-            forged = (1.0 - 2.0 * np.tile(header_bits("16qam", 0, n_sym), HEADER_REP)) * HDR_ROT
-            h0 = PREAMBLE.size
-            sym = np.concatenate([sym[:h0], forged, sym[h0 + HEADER_BITS * HEADER_REP:]]).astype(np.complex64)
+            sym = forge_header(sym, "16qam", 0, n_sym)
         bursts += [np.zeros(200, np.complex64), tx.shape(sym)]
     x = np.concatenate(bursts + [np.zeros(400, np.complex64)])
     x = (x + 0.03 * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))).astype(np.complex64)

@@ -36,10 +36,11 @@ _HDR = struct.Struct(">4sBBBBBBHHHHII")
 
 
 # -- case generation (the child) ----------------------------------------------------------------
-def _repack(head_fields: list, payload: bytes, fix_payload_crc: bool = True) -> bytes:
+def forge_stream(head_fields: list, payload: bytes) -> bytes:
+    """An NCSC stream with any header fields, both CRCs right: what a forger or an unlucky
+    corruption that keeps the CRCs produces (bitstream.pack refuses inconsistent fields)."""
     head = _HDR.pack(*head_fields)
-    tail = struct.pack(">I", zlib.crc32(payload)) if fix_payload_crc else os.urandom(4)
-    return head + struct.pack(">I", zlib.crc32(head)) + payload + tail
+    return head + struct.pack(">I", zlib.crc32(head)) + payload + struct.pack(">I", zlib.crc32(payload))
 
 
 def mutate_stream(base: bytes, rng: np.random.Generator) -> tuple[str, bytes]:
@@ -61,11 +62,11 @@ def mutate_stream(base: bytes, rng: np.random.Generator) -> tuple[str, bytes]:
         i = int(rng.integers(1, len(fields)))
         limits = [0, 255, 255, 255, 255, 255, 255, 65535, 65535, 65535, 65535, 1 << 32, 1 << 32]
         fields[i] = int(rng.integers(0, limits[i]))
-        return f"header[{i}]", _repack(fields, z + y)
+        return f"header[{i}]", forge_stream(fields, z + y)
     if op == 3:  # absurd size with a consistent latent shape
         h, w = (int(v) for v in rng.choice([1, 63, 64, 2048, 2049, 4096, 8192], 2))
         fields[7:11] = [h, w, -(-h // 64), -(-w // 64)]
-        return f"size {w}x{h}", _repack(fields, z + y)
+        return f"size {w}x{h}", forge_stream(fields, z + y)
     if op == 4:  # byte mutations of z or y, payload CRC recomputed
         in_z = rng.random() < 0.5
         part = bytearray(z if in_z else y)
@@ -73,24 +74,24 @@ def mutate_stream(base: bytes, rng: np.random.Generator) -> tuple[str, bytes]:
             if part:
                 part[int(rng.integers(len(part)))] = int(rng.integers(256))
         zz, yy = (bytes(part), y) if in_z else (z, bytes(part))
-        return f"{'z' if in_z else 'y'} bytes", _repack(fields, zz + yy)
+        return f"{'z' if in_z else 'y'} bytes", forge_stream(fields, zz + yy)
     if op == 5:  # z replaced by a run of 0xFF / random bytes / nothing
         choice = int(rng.integers(3))
         n = int(rng.choice([0, 4, 8, 64, 4096, 1 << 20]))
         zz = b"\xff" * n if choice == 0 else rng.bytes(n) if choice == 1 else b""
         fields[-2] = len(zz)
-        return f"z {['0xff', 'random', 'empty'][choice]} x{n}", _repack(fields, zz + y)
+        return f"z {['0xff', 'random', 'empty'][choice]} x{n}", forge_stream(fields, zz + y)
     if op == 6:  # y replaced
         n = int(rng.choice([0, 3, 4, 16, 1024]))
         yy = rng.bytes(n) if rng.random() < 0.5 else b"\xff" * n
         fields[-1] = len(yy)
-        return f"y x{n}", _repack(fields, z + yy)
+        return f"y x{n}", forge_stream(fields, z + yy)
     if op == 7:  # lengths that disagree with the payload
         fields[-2], fields[-1] = int(rng.integers(0, 1 << 32)), int(rng.integers(0, 1 << 32))
-        return "lengths", _repack(fields, z + y)
+        return "lengths", forge_stream(fields, z + y)
     # the issue's reproduction: a big image, empty z, 4 zero bytes of y
     fields[7:13] = [8192, 8192, 128, 128, 0, 4]
-    return "8192x8192 empty z", _repack(fields, b"\0" * 4)
+    return "8192x8192 empty z", forge_stream(fields, b"\0" * 4)
 
 
 def _codec_case(codec, bases: list[bytes], rng) -> str:
@@ -152,11 +153,20 @@ def _deframer_case(rng) -> str:
     return "handled"
 
 
+def forge_header(sym: np.ndarray, modulation: str, code_id: int, n_symbols: int) -> np.ndarray:
+    """A burst's symbols with its header replaced by another one (a valid CRC-8, any fields)."""
+    from ..phy.burst import HEADER_BITS, HEADER_REP, PREAMBLE, header_symbols
+
+    h0 = PREAMBLE.size
+    return np.concatenate([sym[:h0], header_symbols(modulation, code_id, n_symbols),
+                           sym[h0 + HEADER_BITS * HEADER_REP:]]).astype(np.complex64)
+
+
 def _burst_case(rng) -> str:
     """Bursts whose header (valid CRC-8) claims a random modulation and length, then good bursts."""
     from ..fec import nr_code
     from ..fec.encoder import encode
-    from ..phy.burst import HDR_ROT, HEADER_BITS, HEADER_REP, PREAMBLE, BurstRx, BurstTx, header_bits
+    from ..phy.burst import BurstRx, BurstTx
 
     if not hasattr(_burst_case, "code"):
         _burst_case.code = nr_code(1536, 4608)
@@ -166,9 +176,7 @@ def _burst_case(rng) -> str:
     sym = tx.symbols(np.asarray(word).ravel())
     mod = ["qpsk", "16qam", "64qam"][int(rng.integers(3))]
     n_sym = int(rng.choice([0, 1, 100, 768, 1151, 1153, 2304, 4000, 65535]))
-    forged = (1.0 - 2.0 * np.tile(header_bits(mod, int(rng.integers(256)), n_sym), HEADER_REP)) * HDR_ROT
-    h0 = PREAMBLE.size
-    bad = tx.shape(np.concatenate([sym[:h0], forged, sym[h0 + HEADER_BITS * HEADER_REP:]]).astype(np.complex64))
+    bad = tx.shape(forge_header(sym, mod, int(rng.integers(256)), n_sym))
     good = tx.burst(np.asarray(word).ravel())
     gap = np.zeros(200, np.complex64)
     x = np.concatenate([gap, bad, gap, good, gap, bad, gap, good, gap])

@@ -122,7 +122,7 @@ def _blas_controller():
 
 def _steering(k: np.ndarray, max_rad: float, steps: int) -> np.ndarray:
     """exp(-j w k) over the frequency grid: the same for every burst of a length, so cached."""
-    key = (k.size, int(k[-1]) if k.size else 0, hash(k.tobytes()), max_rad, steps)
+    key = (k.tobytes(), max_rad, steps)
     m = _STEERING.get(key)
     if m is None:
         if len(_STEERING) > 16:
@@ -161,6 +161,11 @@ def header_bits(modulation: str, code_id: int, n_symbols: int) -> np.ndarray:
     body = bytes([VERSION << 4 | MODS[modulation], code_id & 0xFF]) + int(n_symbols).to_bytes(2, "big")
     raw = body + bytes([_crc8(body), 0])
     return np.unpackbits(np.frombuffer(raw, np.uint8))
+
+
+def header_symbols(modulation: str, code_id: int, n_symbols: int) -> np.ndarray:
+    """The header as sent: its bits repeated HEADER_REP times, rotated BPSK (complex128)."""
+    return (1.0 - 2.0 * np.tile(header_bits(modulation, code_id, n_symbols), HEADER_REP)) * HDR_ROT
 
 
 def parse_header(llr: np.ndarray) -> dict | None:
@@ -209,7 +214,7 @@ class BurstTx:
 
     def symbols(self, code_bits: np.ndarray) -> np.ndarray:
         data = modulate(np.asarray(code_bits, np.uint8), self.modulation)
-        hdr = (1.0 - 2.0 * np.tile(header_bits(self.modulation, self.code_id, data.size), HEADER_REP)) * HDR_ROT
+        hdr = header_symbols(self.modulation, self.code_id, data.size)
         return np.concatenate([PREAMBLE, hdr.astype(np.complex64), insert_pilots(data)]).astype(np.complex64)
 
     def burst(self, code_bits: np.ndarray) -> np.ndarray:
@@ -498,9 +503,9 @@ class BurstRx:
         total = body0 + n_data + pp.size
         if t0f + (total + half_taps) * sps > x.size - 1:
             return None
-        hdr_known = 1.0 - 2.0 * np.tile(header_bits(header["modulation"], header["code_id"], n_data), HEADER_REP)
         # the training symbols: preamble and the now-known header
-        known = np.concatenate([PREAMBLE, hdr_known * HDR_ROT]).astype(np.complex128)
+        known = np.concatenate([PREAMBLE, header_symbols(header["modulation"], header["code_id"], n_data)]).astype(
+            np.complex128)
         drift = self._clock_drift(x, t0f, total)
         # the offset from the preamble and header: contiguous known symbols, no unknown neighbours
         offset = self._timing_offset(x, t0f, cfo, drift, np.arange(body0), known)
