@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .codec.image import IMAGE_SUFFIXES, ImageError, load_image, ms_ssim, psnr, save_png, to_array
+from .framing.frame import checked_int
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,7 @@ def safe_name(name) -> str:
 
 
 def _int_field(meta: dict, key: str, lo: int, hi: int):
-    v = meta.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
-        return None
-    return int(v)
+    return checked_int(meta.get(key), lo, hi)
 
 
 def _sanitize(meta) -> dict:
@@ -135,12 +133,10 @@ class ImageReceiver:
             rec.update(status="failed", reason=meta.get("reason", "incomplete image"))
             return self._write(rec, None, meta)
         try:
-            from .codec.bitstream import unpack
+            from .codec.bitstream import check_pixels, unpack
 
             header, _, _ = unpack(data)
-            if header.width * header.height > self.max_pixels:
-                raise ValueError(f"image {header.width}x{header.height} is above the limit of "
-                                 f"{self.max_pixels} pixels (max_pixels)")
+            check_pixels(header, self.max_pixels)  # before a codec is loaded
             codec = self.codec_for(header.metric)
             t0 = time.perf_counter()
             x_hat = codec.decompress(data, max_pixels=self.max_pixels)["x_hat"]

@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from .bitstream import BitstreamError, unpack
+from .bitstream import BitstreamError, check_pixels, unpack
 from .coder import DEFAULT_MAX_PIXELS
 from .image import ImageError, load_image, save_png
 from .registry import METRICS, MODEL_IDS, WeightsError, load_codec
@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             header, _, _ = unpack(data)
             if header.model_id not in MODEL_IDS:
                 raise BitstreamError(f"unknown model id {header.model_id}")
-            if header.height * header.width > args.max_pixels:
-                raise BitstreamError(f"image {header.width}x{header.height} is above the limit of "
-                                     f"{args.max_pixels} pixels (--max-pixels)")
+            check_pixels(header, args.max_pixels)  # before the weights are loaded
             try:
                 codec = load_codec(header.metric, header.quality, MODEL_IDS[header.model_id], args.weights_dir)
             except KeyError as exc:

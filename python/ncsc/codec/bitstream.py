@@ -69,6 +69,13 @@ def pack(header: Header, z_string: bytes, y_string: bytes) -> bytes:
     return head + struct.pack(">I", zlib.crc32(head)) + payload + struct.pack(">I", zlib.crc32(payload))
 
 
+def check_pixels(header: Header, max_pixels: int) -> None:
+    """Refuse a stream whose header declares more than ``max_pixels`` (before any decoding work)."""
+    if header.height * header.width > max_pixels:
+        raise BitstreamError(f"image {header.width}x{header.height} is above the limit of {max_pixels} pixels "
+                             f"(max_pixels)")
+
+
 def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     """Parse and check a bitstream; raise :class:`BitstreamError` with the reason."""
     if not isinstance(data, (bytes, bytearray, memoryview)):

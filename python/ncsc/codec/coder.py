@@ -173,10 +173,7 @@ class NcscCodec:
         Never reads outside the strings (both are decoded by bounded decoders of our own), and
         refuses an image above ``max_pixels`` (default: the codec's) before any allocation."""
         header, z_string, y_string = bs.unpack(data)
-        limit = self.max_pixels if max_pixels is None else max_pixels
-        if header.height * header.width > limit:
-            raise bs.BitstreamError(f"image {header.width}x{header.height} is above this decoder's limit of "
-                                    f"{limit} pixels (max_pixels)")
+        bs.check_pixels(header, self.max_pixels if max_pixels is None else max_pixels)
         if (header.model_id, header.metric, header.quality) != (self.model_id, self.metric, self.quality):
             raise bs.BitstreamError(f"stream was made by model {header.model_id}/{header.metric}/q{header.quality}, "
                                     f"this decoder is {self.model_id}/{self.metric}/q{self.quality}")

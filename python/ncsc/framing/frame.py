@@ -235,18 +235,21 @@ class Reassembler:
         return [self._finish(i, "stream ended") for i in list(self.pending)]
 
 
-def _valid_hint(hint: dict) -> tuple[int, int, int] | None:
+def checked_int(value, lo: int, hi: int) -> int | None:
+    """An integer from untrusted metadata within [lo, hi], else None (bools and floats are not integers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= int(value) <= hi:
+        return None
+    return int(value)
+
+
+def _valid_hint(hint) -> tuple[int, int, int] | None:
     """(image_id, block_index, block_count) from a failed block's metadata, if they make sense."""
-    try:
-        iid, idx, cnt = (hint.get(k) for k in ("image_id", "block_index", "block_count"))
-        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in (iid, idx, cnt)):
-            return None
-        iid, idx, cnt = int(iid), int(idx), int(cnt)
-    except (TypeError, ValueError, AttributeError):
+    if not isinstance(hint, dict):
         return None
-    if not (0 <= iid <= 0xFFFF and 0 < cnt <= MAX_BLOCKS and 0 <= idx < cnt):
-        return None
-    return iid, idx, cnt
+    iid = checked_int(hint.get("image_id"), 0, 0xFFFF)
+    cnt = checked_int(hint.get("block_count"), 1, MAX_BLOCKS)
+    idx = checked_int(hint.get("block_index"), 0, (cnt or 1) - 1)
+    return None if None in (iid, idx, cnt) else (iid, idx, cnt)
 
 
 def _older(a: int, b: int) -> bool:
