@@ -19,6 +19,7 @@ from .blocks.ldpc_decoder import ldpc_decoder
 from .blocks.ldpc_encoder import ldpc_encoder
 from .blocks.qam_mapper import qam_mapper
 from .blocks.soft_demapper import soft_demapper
+from .modulation import bits_per_symbol
 from .profiles import load_profile
 from .samples import default_image
 
@@ -37,8 +38,6 @@ class LoopbackAwgn(gr.top_block):
         modulation = modulation or prof.modulation
         snr_type = snr_type or prof.snr_type
         model = model or prof.model
-        from .modulation import bits_per_symbol
-
         bps = bits_per_symbol(modulation)
         self.source = image_source(images, model, repeat, 0.0, 0, codec=codec)
         self.framer = framer(k)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .codec.coder import PRECISIONS, native_bf16
 from .codec.model import TRAIN_QUANT, NcscModel
 from .codec.registry import METRICS, config
 
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="halve the learning rate after this many evaluations without a better held-out loss "
                    "(0: never)")
     p.add_argument("--min-lr", type=float, default=1e-5, help="the plateau rule stops lowering here")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto: bf16 autocast on GPUs and on CPUs with native bf16 (AMX / AVX512-BF16), else fp32 "
                         "(emulated bf16 is ~20x slower)")
     p.add_argument("--no-bf16", action="store_true", help="same as --precision fp32")
@@ -301,14 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     model.train_quant = quant = args.quant or quant
     model.freeze_analysis(quant == "hard")
     model.slice_train = slice_train = slice_train if args.slice_train is None else args.slice_train
-    if args.no_bf16 or args.precision == "fp32":
-        bf16 = False
-    elif args.precision == "bf16" or device.type == "cuda":
-        bf16 = True
-    else:
-        from .codec.coder import native_bf16
-
-        bf16 = native_bf16()
+    precision = "fp32" if args.no_bf16 else args.precision
+    bf16 = precision == "bf16" or (precision == "auto" and (device.type == "cuda" or native_bf16()))
     channels_last = False
     if device.type == "cpu":
         from .cpuprobe import channels_last_ok

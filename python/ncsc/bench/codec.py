@@ -91,15 +91,11 @@ def entropy_ablation(model, x: torch.Tensor, slice_rows: int = 4) -> dict:
 
 
 def checkpoint_codec(path: str, precision: str = "auto"):
-    """A codec from a training checkpoint (entropy tables updated, as an export would)."""
-    from ..codec.coder import NcscCodec
-    from ..codec.model import NcscModel
+    """A codec from a training checkpoint (entropy tables rebuilt, as an export would)."""
+    from ..codec.registry import codec_from_state
 
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = NcscModel(N=ck.get("N", 128))
-    model.load_state_dict(ck["model"])
-    model.update(force=True)
-    return NcscCodec(model.eval(), 1, ck.get("metric", "mse"), 1, precision)
+    return codec_from_state(ck["model"], ck.get("metric", "mse"), N=ck.get("N"), precision=precision)
 
 
 def z_is_constant(z_hat: torch.Tensor) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .coder import NcscCodec
+from .coder import DEFAULT_MAX_PIXELS, NcscCodec
 from .model import NcscModel
 
 ARCHITECTURES = {"ncsc-cheng2020-gmm": {"id": 1, "cls": NcscModel}}
@@ -116,18 +116,18 @@ def load_codec(metric: str = "mse", quality: int = 1, arch: str = DEFAULT_ARCH,
         raise WeightsError(f"{cfg['weights']} is not listed in {directory / 'manifest.json'}")
     model = build_model(metric, quality, arch)
     _load_into(model, load_state(directory / entry["file"], entry["sha256"]))
-    codec = NcscCodec(model.eval(), ARCHITECTURES[arch]["id"], metric, quality, precision)
-    if max_pixels is not None:
-        codec.max_pixels = int(max_pixels)
-    return codec
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    return NcscCodec(model.eval(), ARCHITECTURES[arch]["id"], metric, quality, precision, limit)
 
 
 def codec_from_state(state: dict, metric: str = "mse", quality: int = 1, arch: str = DEFAULT_ARCH,
-                     N: int | None = None) -> NcscCodec:
-    """A codec from an in-memory state dict (tests with tiny models, training checkpoints)."""
+                     N: int | None = None, precision: str = "auto") -> NcscCodec:
+    """A codec from an in-memory state dict (tests with tiny models, training checkpoints); the
+    entropy bottleneck's tables are rebuilt from its parameters, as an export does."""
     model = build_model(metric, quality, arch) if N is None else NcscModel(N=N)
     _load_into(model, state)
-    return NcscCodec(model.eval(), ARCHITECTURES[arch]["id"], metric, quality)
+    model.update(force=True)
+    return NcscCodec(model.eval(), ARCHITECTURES[arch]["id"], metric, quality, precision)
 
 
 def export_weights(model: NcscModel, path: Path) -> str:
