@@ -188,6 +188,25 @@ def _burst_case(rng) -> str:
     return "handled"
 
 
+def prepare(args) -> int:
+    """Encode the streams the codec cases mutate, in a process of its own: the children that run
+    the cases then only decode, and their memory and time are the decoder's."""
+    import torch
+
+    torch.set_num_threads(1)
+    from ..codec.registry import load_codec
+
+    codec = load_codec(args.model)
+    g = torch.Generator().manual_seed(0)
+    bases = []
+    for h, w in ((64, 64), (128, 192)):
+        x = torch.nn.functional.interpolate(torch.rand(1, 3, h // 16, w // 16, generator=g), (h, w),
+                                            mode="bicubic", align_corners=False).clamp(0, 1)
+        bases.append(codec.compress(x)["bitstream"])
+    (Path(args.work) / "bases.bin").write_bytes(b"".join(struct.pack(">I", len(b)) + b for b in bases))
+    return 0
+
+
 def child(args) -> int:
     """Run cases [start, cases) and report each on stdout; a crash ends this process, not the run."""
     import torch
@@ -198,20 +217,11 @@ def child(args) -> int:
     codec = load_codec(args.model, max_pixels=args.max_pixels) if "codec" in args.kinds else None
     bases = []
     if codec is not None:
-        cache = Path(args.work) / "bases.bin"
-        if cache.exists():
-            raw = cache.read_bytes()
-            while raw:
-                (n,) = struct.unpack_from(">I", raw)
-                bases.append(raw[4:4 + n])
-                raw = raw[4 + n:]
-        else:
-            g = torch.Generator().manual_seed(0)
-            for h, w in ((64, 64), (128, 192)):
-                x = torch.nn.functional.interpolate(torch.rand(1, 3, h // 16, w // 16, generator=g), (h, w),
-                                                    mode="bicubic", align_corners=False).clamp(0, 1)
-                bases.append(codec.compress(x)["bitstream"])
-            cache.write_bytes(b"".join(struct.pack(">I", len(b)) + b for b in bases))
+        raw = (Path(args.work) / "bases.bin").read_bytes()
+        while raw:
+            (n,) = struct.unpack_from(">I", raw)
+            bases.append(raw[4:4 + n])
+            raw = raw[4 + n:]
     out = sys.stdout
     for i in range(args.start, args.cases):
         rng = np.random.default_rng([args.seed, i])
@@ -248,6 +258,10 @@ def run(cases: int, seed: int = 0, model: str = "mse", kinds=KINDS, timeout: flo
 
         bar = tqdm(total=cases, desc="fuzz", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="ncsc-fuzz-") as work:
+        if "codec" in kinds:
+            subprocess.run([sys.executable, "-m", "gnuradio.ncsc.bench.fuzz", "--prepare", "--model", model,
+                            "--work", work], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
         start = 0
         while start < cases:
             cmd = [sys.executable, "-m", "gnuradio.ncsc.bench.fuzz", "--child", "--cases", str(cases),
@@ -324,9 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--out", default=None, help="also write the result JSON here")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--work", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.prepare:
+        return prepare(args)
     if args.child:
         return child(args)
     cases = 300 if args.quick else args.cases
