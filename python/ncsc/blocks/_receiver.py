@@ -43,6 +43,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.buf = np.zeros(0, np.complex64)
         self.base = 0  # absolute index of buf[0]
         self.done_until = -(1 << 62)  # absolute index up to which bursts were handled
+        self.search_from = 0  # absolute index from which the next search starts
         self.stats = {"detected": 0, "decoded_headers": 0, "emitted": 0, "bad_header": 0}
         self.reports = []
         self.idle_flush = 0.5  # seconds without input after which the buffer is searched to its end
@@ -54,28 +55,30 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self._ticker = Ticker(self._watch, 0.1, "ncsc_burst_receiver_idle")
 
     def _process(self, final: bool) -> None:
-        """Search the buffer; emit complete bursts; keep what a later burst may still need."""
-        reports = self.rx.receive(self.buf)
+        """Search the new part of the buffer; emit complete bursts; keep what the next search needs.
+
+        Each sample is searched once: the receiver starts where the last search stopped (before
+        a burst still arriving), and only a burst's own window goes through the matched filter.
+        """
+        start = max(0, self.search_from - self.base)
+        reports = self.rx.receive(self.buf, start=start, final=final)
         delay = self.rx.taps.size - 1  # TX pulse + matched filter
-        keep_limit = self.buf.size  # a burst cut off by the window end starts here
-        self._pending_end = None
         for rep in reports:
             start = max(self.base + rep.start - delay, 0)
             if start < self.done_until:
-                continue  # handled in the previous window
+                continue  # already handed on
             n_sym = burst_symbols(rep.header["n_symbols"]) if rep.header else 64
-            end = start + n_sym * self.sps
-            if rep.llr is None and not final and start + self.burst_len > self.base + self.buf.size:
-                keep_limit = max(0, start - self.base)
-                # search again as soon as it is complete (its length is in the header)
-                self._pending_end = (end + 2 * delay + 4 * self.sps) if rep.header else start + self.burst_len
-                break  # the rest of this burst has not arrived yet
-            self.done_until = end
+            self.done_until = start + n_sym * self.sps
             self._emit(rep, start)
         if final:
+            self._pending_end = None
+            self.search_from = self.base + self.buf.size
             drop = self.buf.size
         else:
-            drop = min(keep_limit, max(self.done_until - self.base, self.buf.size - self.burst_len))
+            pending = self.rx.pending_end
+            self._pending_end = None if pending is None else self.base + pending
+            self.search_from = self.base + self.rx.resume_at
+            drop = self.rx.resume_at - self.rx.lookback
         drop = max(0, min(int(drop), self.buf.size))
         self.buf = self.buf[drop:]
         self.base += drop
@@ -95,9 +98,16 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.stats["decoded_headers"] += 1
         info.update(rep.header)
         self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(info, rep.llr.astype(np.float32)))
-        if rep.symbols is not None:  # the equalised symbols, for a constellation display
+        if rep.symbols is not None and self._has_subscribers(PORT_SYMBOLS):  # for a constellation view
             self.message_port_pub(pmt.intern(PORT_SYMBOLS), to_pdu(info, rep.symbols))
         self.stats["emitted"] += 1
+
+    def _has_subscribers(self, port: str) -> bool:
+        """Whether anything listens on ``port`` (building a PDU nobody takes costs per burst)."""
+        try:
+            return pmt.length(self.message_subscribers(pmt.intern(port))) > 0
+        except Exception:  # noqa: BLE001 - an older binding without message_subscribers: publish
+            return True
 
     def _safe_process(self, final: bool) -> None:
         try:
@@ -105,6 +115,8 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         except Exception as exc:  # noqa: BLE001 - never die on one bad stretch of samples
             self.logger.error(f"burst search failed, skipping {self.buf.size} samples: {exc}")
             self.base += self.buf.size
+            self.search_from = self.base
+            self._pending_end = None
             self.buf = self.buf[:0]
 
     def work(self, input_items, output_items):
@@ -117,9 +129,12 @@ class burst_receiver(gr.sync_block):  # noqa: N801
             # complete: a burst is handed on with its last sample. Waiting for more (or for the
             # idle timer, or stop()) would lose the last bursts of a finite stream: at its end
             # the message blocks downstream are told "done" and take no more messages.
-            complete = self._pending_end is not None and self.base + self.buf.size >= self._pending_end
-            if (self.buf.size >= self.chunk or complete
-                    or (self._fresh >= self.search_every and self.buf.size >= self.search_every)):
+            # While a burst seen cut off is arriving, nothing before its end is searched again.
+            if self._pending_end is not None:
+                due = self.base + self.buf.size >= self._pending_end
+            else:
+                due = self._fresh >= self.search_every and self.buf.size >= self.search_every
+            if due or self.buf.size >= self.chunk:
                 self._fresh = 0
                 self._safe_process(final=False)
         return len(input_items[0])

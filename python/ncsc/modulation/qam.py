@@ -10,6 +10,8 @@ from functools import cache
 
 import numpy as np
 
+from .kernels import pam_llr
+
 ORDERS = {"qpsk": 2, "16qam": 4, "64qam": 6}
 DEMAPPERS = ("exact", "maxlog")
 
@@ -70,6 +72,8 @@ def demodulate(symbols, noise_var: float, name: str = "16qam", method: str = "ex
         raise ValueError(f"symbols must be complex, got dtype {y.dtype}")
     if not np.all(np.isfinite(y)):
         raise ValueError("symbols contain NaN or infinite values")
+    if y.ndim == 1:
+        return _demodulate_axes(y, float(noise_var), name, method == "exact")
     pts, labels = constellation(name)
     m = labels.shape[1]
     metric = -np.abs(y[..., None] - pts) ** 2 / noise_var  # (..., M)
@@ -84,3 +88,26 @@ def demodulate(symbols, noise_var: float, name: str = "16qam", method: str = "ex
             out[..., i] = (a + np.log(np.exp(one - a[..., None]).sum(-1))) - (
                 b + np.log(np.exp(zero - b[..., None]).sum(-1)))
     return out.reshape(y.shape[:-1] + (-1,)).astype(np.float32)
+
+
+@cache
+def pam_axes(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The in-phase PAM of a square Gray QAM: (amplitudes, their bit labels); the quadrature
+    PAM is the same with the odd label bits (TS 38.211: even bits set I, odd bits set Q)."""
+    pts, labels = constellation(name)
+    on_axis = np.all(labels[:, 1::2] == 0, axis=1)  # Q bits all 0: one point per I amplitude
+    levels = pts[on_axis].real.astype(np.float64)
+    return levels, np.ascontiguousarray(labels[on_axis][:, 0::2])
+
+
+def _demodulate_axes(y: np.ndarray, noise_var: float, name: str, exact: bool) -> np.ndarray:
+    """The same LLRs per axis: the exact sum over the 2-D points factors into a sum over the I
+    amplitudes times one over the Q amplitudes, and the Q factor cancels for an I bit."""
+    levels, labels = pam_axes(name)
+    m = bits_per_symbol(name)
+    out = np.empty(y.size * m, np.float64)
+    yr = np.ascontiguousarray(y.real, np.float64)
+    yi = np.ascontiguousarray(y.imag, np.float64)
+    pam_llr(yr, levels, labels, 1.0 / noise_var, out, m, 0, exact)
+    pam_llr(yi, levels, labels, 1.0 / noise_var, out, m, 1, exact)
+    return out.astype(np.float32)
