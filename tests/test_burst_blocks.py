@@ -131,3 +131,47 @@ def test_mixed_modulations_decode_through_burst_rx():
     assert [meta["modulation"] for meta, _ in got] == mods
     for (_, dec), b in zip(got, bits, strict=True):
         np.testing.assert_array_equal(dec, b)
+
+
+def test_ten_images_through_the_burst_link_at_a_throttled_2_msps(tiny_codec, small_image, tmp_path):
+    """Image Source -> Framer -> Burst TX -> Throttle (2 MS/s, HackRF's lowest rate) -> channel
+    (noise, carrier offset) -> Burst RX -> Deframer -> Decoder Sink: every image arrives, and
+    the receiver keeps up: its buffer stays within one search chunk, and every burst is through
+    the PHY soon after the source has sent the last image, however long the codec then takes
+    (the Decoder Sink decodes on its own thread; its queue is the codec's backlog, not the PHY's).
+    """
+    from gnuradio import channels
+
+    n_images = 10
+    tb = gr.top_block()
+    src = ncsc.image_source(";".join([str(small_image)] * n_images), codec=tiny_codec, interval=0.02)
+    tx = ncsc.burst_tx()
+    throttle = blocks.throttle(gr.sizeof_gr_complex, 2e6)
+    chan = channels.channel_model(noise_voltage=0.02, frequency_offset=2e-4, epsilon=1.0, taps=[1.0],
+                                  noise_seed=7)
+    rx = ncsc.burst_rx(samp_rate=2e6)
+    dfr = ncsc.deframer()
+    sink = ncsc.decoder_sink(str(tmp_path / "out"), codec=tiny_codec)
+    frm = ncsc.framer()
+    tb.msg_connect(src, "out", frm, "in")
+    tb.msg_connect(frm, "out", tx, "in")
+    tb.connect(tx, throttle, chan, rx)
+    tb.msg_connect(rx, "out", dfr, "in")
+    tb.msg_connect(dfr, "out", sink, "in")
+    tb.start()
+    max_buf, sent_at, phy_done_at = 0, None, None
+    deadline = time.time() + 120
+    while len(sink.records) < n_images and time.time() < deadline:
+        max_buf = max(max_buf, rx.receiver.buf.size)
+        if sent_at is None and src.finished.is_set():
+            sent_at = time.time()
+        if phy_done_at is None and dfr.n_in >= n_images:
+            phy_done_at = time.time()
+        time.sleep(0.005)
+    tb.stop()
+    tb.wait()
+    assert [r["status"] for r in sink.records] == ["ok"] * n_images
+    assert rx.receiver.stats["bad_header"] == 0
+    assert max_buf <= rx.receiver.chunk + 8192  # never more than one search's worth waiting
+    assert sent_at is not None and phy_done_at is not None
+    assert phy_done_at - sent_at < 1.0  # the last bursts are through the PHY within a second
