@@ -233,3 +233,19 @@ def test_gui_flowgraph_runs_offscreen_and_stops_cleanly(name, tmp_path, small_im
     expected = {"loopback_awgn_gui": "after -1.0",
                 "impaired_loopback_gui": f"after {round((4 * 0.5**2 * 10**(-value / 10))**0.5, 4)}"}[name]
     assert expected in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("grc", GRC_FILES, ids=lambda p: p.stem)
+def test_flowgraphs_take_their_link_from_a_profile(grc):
+    """Each flowgraph has a ``profile`` parameter (its --profile option) that every NCSC block gets,
+    and leaves the link settings to it: nothing of the link is restated in the flowgraph."""
+    fg = yaml.safe_load(grc.read_text())
+    params = {b["name"]: b for b in fg["blocks"] if b["id"] == "parameter"}
+    assert "profile" in params
+    for b in fg["blocks"]:
+        if not b["id"].startswith("ncsc_") or "profile" not in yaml.safe_load(
+                (ROOT / "grc" / f"{b['id']}.block.yml").read_text())["templates"]["make"]:
+            continue
+        assert b["parameters"].get("profile") == "profile", b["name"]
+        for key in ("k", "n", "modulation", "sps", "rolloff", "code_rate", "bits_per_symbol", "snr_type"):
+            assert b["parameters"].get(key, "None") == "None", f"{grc.name}: {b['name']}.{key} restates the link"

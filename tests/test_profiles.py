@@ -59,3 +59,22 @@ def test_missing_and_unknown_profiles(tmp_path):
     ok.write_text("name: mine\ncode: {k: 1024, n: 2048}\nmodulation: 64qam\n")
     prof = load_profile(ok)
     assert prof.code_rate == 0.5 and prof.symbols_per_codeword == 342
+
+
+def test_blocks_take_their_settings_from_a_profile():
+    """Blocks given only a profile derive every link setting from it; explicit values override."""
+    from gnuradio import ncsc
+
+    assert ncsc.qam_mapper(profile="ota-qpsk-robust").modulation == "qpsk"
+    assert ncsc.qam_mapper("64qam", profile="ota-qpsk-robust").modulation == "64qam"
+    dem = ncsc.soft_demapper(profile="ota-64qam-fast")
+    assert dem.modulation == "64qam"
+    mod = ncsc.burst_modulator(profile="ota-qpsk-robust")
+    assert mod.tx.modulation == "qpsk" and mod.bps == 2
+    ch = ncsc.awgn_channel(profile="paper-awgn")
+    prof = ncsc.load_profile("paper-awgn")
+    assert ch.channel.bits_per_symbol == prof.bits_per_symbol
+    assert ncsc.framer(profile="paper-awgn").framer.k == prof.k
+    assert ncsc.deframer(profile="paper-awgn").k == prof.k
+    dec = ncsc.ldpc_decoder(profile="ota-16qam", max_iter=7)
+    assert dec.decoder.max_iter == 7 and dec.decoder.code.n == prof.n

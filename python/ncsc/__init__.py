@@ -26,6 +26,10 @@ _BLOCKS = {
 
 
 def __getattr__(name):
+    if name == "load_profile":  # for flowgraph variables: ``link = ncsc.load_profile(profile)``
+        from .profiles import load_profile
+
+        return load_profile
     if name in _BLOCKS:
         import importlib
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..channel import AwgnChannel
+from ..profiles import link_profile
 from .pdu import PduBlock, PduError
 
 
 class awgn_channel(PduBlock):  # noqa: N801
     in_dtype = "complex64"
 
-    def __init__(self, snr_db: float = 3.0, snr_type: str = "ebn0", bits_per_symbol: int = 4,
-                 code_rate: float = 1 / 3, seed: int = 0):
+    def __init__(self, snr_db: float = 3.0, snr_type: str | None = None, bits_per_symbol: int | None = None,
+                 code_rate: float | None = None, seed: int = 0, profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
         PduBlock.__init__(self, "ncsc_awgn_channel")
-        self.channel = AwgnChannel(snr_db, snr_type, bits_per_symbol, code_rate, seed=seed if seed >= 0 else None)
+        prof = link_profile(profile)
+        self.channel = AwgnChannel(snr_db, snr_type or prof.snr_type, bits_per_symbol or prof.bits_per_symbol,
+                                   code_rate or prof.code_rate, seed=seed if seed >= 0 else None)
 
     def set_snr_db(self, snr_db: float) -> None:
         self.channel.set_snr(snr_db)

@@ -11,13 +11,21 @@ import numpy as np
 
 from ..modulation import bits_per_symbol
 from ..phy import BurstTx
+from ..profiles import DEFAULT_OTA_PROFILE, link_profile
 from .pdu import PduBlock, PduError
 
 
 class burst_modulator(PduBlock):  # noqa: N801
-    def __init__(self, sps: int = 4, rolloff: float = 0.35, modulation: str = "16qam", amplitude: float = 0.5,
-                 guard: int = 256):
+    def __init__(self, sps: int | None = None, rolloff: float | None = None, modulation: str | None = None,
+                 amplitude: float | None = None, guard: int | None = None, profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default ota-16qam)."""
         PduBlock.__init__(self, "ncsc_burst_modulator")
+        prof = link_profile(profile, DEFAULT_OTA_PROFILE)
+        b = prof.burst
+        sps, modulation = sps or b.sps, modulation or prof.modulation
+        rolloff = b.rolloff if rolloff is None else rolloff
+        amplitude = b.amplitude if amplitude is None else amplitude
+        guard = b.guard if guard is None else guard
         if int(sps) < 2:
             raise ValueError("sps must be at least 2")
         self.tx = BurstTx(int(sps), float(rolloff), modulation)
@@ -25,8 +33,9 @@ class burst_modulator(PduBlock):  # noqa: N801
         self.amplitude = float(amplitude)
         self.guard = max(0, int(guard))
 
-    def set_amplitude(self, amplitude: float) -> None:
-        self.amplitude = float(amplitude)
+    def set_amplitude(self, amplitude: float | None) -> None:
+        if amplitude is not None:  # None: the profile's, set at construction
+            self.amplitude = float(amplitude)
 
     def process(self, meta, data):
         if data.size == 0 or data.size % self.bps:

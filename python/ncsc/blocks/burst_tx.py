@@ -28,9 +28,7 @@ class burst_tx(gr.hier_block2):  # noqa: N801
         b = prof.burst
         self.message_port_register_hier_in(PORT_IN)
         self.encoder = ldpc_encoder(k or prof.k, n or prof.n)
-        self.modulator = burst_modulator(sps or b.sps, b.rolloff if rolloff is None else rolloff,
-                                         modulation or prof.modulation, amplitude or b.amplitude,
-                                         b.guard if guard is None else guard)
+        self.modulator = burst_modulator(sps, rolloff, modulation, amplitude, guard, profile=prof)
         self.to_stream = pdu.pdu_to_tagged_stream(gr.types.complex_t, "packet_len")
         self.to_stream.set_min_output_buffer(1 << 16)  # a whole burst must fit: it is emitted at once
         self.tagger = sob_eob_tagger("packet_len")
@@ -39,6 +37,6 @@ class burst_tx(gr.hier_block2):  # noqa: N801
         self.msg_connect(self.modulator, "out", self.to_stream, "pdus")
         self.connect(self.to_stream, self.tagger, self)
 
-    def set_amplitude(self, amplitude: float) -> None:
+    def set_amplitude(self, amplitude: float | None) -> None:
         self.modulator.set_amplitude(amplitude)
 

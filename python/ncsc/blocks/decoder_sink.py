@@ -19,15 +19,21 @@ import pmt
 
 from ..codec.bitstream import DEFAULT_MAX_PIXELS
 from ..imaging import ImageReceiver
+from ..profiles import link_profile
 from .pdu import PORT_OUT, PduBlock, to_pdu
 
 _STOP = object()
 
 
 class decoder_sink(PduBlock):  # noqa: N801
-    def __init__(self, out_dir: str = "", bits_per_symbol: int = 4, code_rate: float = 1 / 3,
-                 weights_dir: str = "", codec=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, out_dir: str = "", bits_per_symbol: int | None = None, code_rate: float | None = None,
+                 weights_dir: str = "", codec=None, max_pixels: int | None = None, profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
         PduBlock.__init__(self, "ncsc_decoder_sink")
+        prof = link_profile(profile)
+        bits_per_symbol = bits_per_symbol or prof.bits_per_symbol
+        code_rate = code_rate or prof.code_rate
+        max_pixels = max_pixels or prof.max_pixels or DEFAULT_MAX_PIXELS
         self._codecs = {}
         if codec is not None:
             self._codecs[codec.metric] = codec

@@ -15,13 +15,15 @@ import pmt
 
 from ..framing import Reassembler
 from ._stream import Ticker
+from ..profiles import link_profile
 from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
 
 
 class deframer(PduBlock):  # noqa: N801
-    def __init__(self, k: int = 1536, timeout: float = 5.0):
+    def __init__(self, k: int | None = None, timeout: float = 5.0, profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
         PduBlock.__init__(self, "ncsc_deframer")
-        self.k = int(k)
+        self.k = int(k or link_profile(profile).k)
         self.reasm = Reassembler(timeout=float(timeout))
         self._lock = threading.Lock()
         self._ticker = Ticker(self._tick, 0.25, "ncsc_deframer_timeout")

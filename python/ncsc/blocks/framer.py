@@ -10,13 +10,15 @@ import numpy as np
 import pmt  # noqa: E402  (after the package imports, as GNU Radio's own blocks do)
 
 from ..framing import Framer
+from ..profiles import link_profile
 from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
 
 
 class framer(PduBlock):  # noqa: N801
-    def __init__(self, k: int = 1536):
+    def __init__(self, k: int | None = None, profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
         PduBlock.__init__(self, "ncsc_framer")
-        self.framer = Framer(int(k))
+        self.framer = Framer(int(k or link_profile(profile).k))
 
     def process(self, meta, data):
         if "image_id" not in meta:

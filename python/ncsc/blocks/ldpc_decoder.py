@@ -7,18 +7,24 @@ Adds per-codeword results to the metadata: ``ldpc_ok``, ``ldpc_iterations`` and
 from __future__ import annotations
 
 from ..fec import LdpcDecoder, make_code
+from ..profiles import link_profile
 from .pdu import PduBlock, PduError
 
 
 class ldpc_decoder(PduBlock):  # noqa: N801
     in_dtype = "float32"
 
-    def __init__(self, k: int = 1536, n: int = 4608, alist: str = "", algorithm: str = "sum-product",
-                 max_iter: int = 50):
+    def __init__(self, k: int | None = None, n: int | None = None, alist: str = "", algorithm: str | None = None,
+                 max_iter: int | None = None, profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
         PduBlock.__init__(self, "ncsc_ldpc_decoder")
-        self.decoder = LdpcDecoder(make_code(k, n, alist), algorithm=algorithm, max_iter=max_iter)
+        prof = link_profile(profile)
+        self.decoder = LdpcDecoder(make_code(k or prof.k, n or prof.n, alist), algorithm=algorithm or prof.algorithm,
+                                   max_iter=max_iter or prof.max_iter)
 
-    def set_max_iter(self, max_iter: int) -> None:
+    def set_max_iter(self, max_iter: int | None) -> None:
+        if max_iter is None:  # the profile's, set at construction
+            return
         if int(max_iter) < 1:
             raise ValueError("max_iter must be >= 1")
         self.decoder.max_iter = int(max_iter)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from ..fec import encode, make_code
+from ..profiles import link_profile
 from .pdu import PduBlock, PduError
 
 
 class ldpc_encoder(PduBlock):  # noqa: N801 - GNU Radio block naming
-    def __init__(self, k: int = 1536, n: int = 4608, alist: str = ""):
+    def __init__(self, k: int | None = None, n: int | None = None, alist: str = "", profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
         PduBlock.__init__(self, "ncsc_ldpc_encoder")
-        self.code = make_code(k, n, alist)
+        prof = link_profile(profile)
+        self.code = make_code(k or prof.k, n or prof.n, alist)
 
     def process(self, meta, data):
         k = self.code.k

@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..modulation import bits_per_symbol, modulate
+from ..profiles import link_profile
 from .pdu import PduBlock, PduError
 
 
 class qam_mapper(PduBlock):  # noqa: N801
-    def __init__(self, modulation: str = "16qam"):
+    def __init__(self, modulation: str | None = None, profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
         PduBlock.__init__(self, "ncsc_qam_mapper")
+        modulation = modulation or link_profile(profile).modulation
         self.modulation = modulation
         self.bps = bits_per_symbol(modulation)
 

@@ -7,17 +7,22 @@ receiver's estimate sets it), else from the block parameter.
 from __future__ import annotations
 
 from ..modulation import bits_per_symbol, demodulate
+from ..profiles import link_profile
 from .pdu import PduBlock, PduError
 
 
 class soft_demapper(PduBlock):  # noqa: N801
     in_dtype = "complex64"
 
-    def __init__(self, modulation: str = "16qam", noise_var: float = 0.1, method: str = "exact"):
+    def __init__(self, modulation: str | None = None, noise_var: float = 0.1, method: str | None = None,
+                 profile=None):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
         PduBlock.__init__(self, "ncsc_soft_demapper")
+        prof = link_profile(profile)
+        modulation = modulation or prof.modulation
         bits_per_symbol(modulation)
         self.modulation = modulation
-        self.method = method
+        self.method = method or prof.demapper
         self.set_noise_var(noise_var)
 
     def set_noise_var(self, noise_var: float) -> None:

@@ -170,3 +170,9 @@ def load_profile(spec: str | os.PathLike | Profile | None = None) -> Profile:
     if path.parent == HERE and prof.name != path.stem:
         raise ProfileError(f"{path}: name {prof.name!r} differs from the file name {path.stem!r}")
     return prof
+
+
+def link_profile(profile=None, default: str = DEFAULT_PROFILE) -> Profile:
+    """The profile a block was given (a name, a path or a Profile), or ``default``: blocks take
+    every link setting they are not given explicitly from it."""
+    return load_profile(profile or default)
