@@ -25,7 +25,6 @@ class burst_tx(gr.hier_block2):  # noqa: N801
         gr.hier_block2.__init__(self, "ncsc_burst_tx", gr.io_signature(0, 0, 0),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
         prof = self.profile = load_profile(profile or DEFAULT_OTA_PROFILE)
-        b = prof.burst
         self.message_port_register_hier_in(PORT_IN)
         self.encoder = ldpc_encoder(k or prof.k, n or prof.n)
         self.modulator = burst_modulator(sps, rolloff, modulation, amplitude, guard, profile=prof)

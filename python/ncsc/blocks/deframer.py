@@ -14,8 +14,8 @@ import numpy as np
 import pmt
 
 from ..framing import Reassembler
-from ._stream import Ticker
 from ..profiles import link_profile
+from ._stream import Ticker
 from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
 
 

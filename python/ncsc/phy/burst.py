@@ -428,6 +428,8 @@ class BurstRx:
             return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header, llr, symbols)
 
         header = self.stage_header(hdr, nv)
+        if header is None and hdr.size == self.hdr_len:
+            header = self.stage_header(self.equalised_header(x, t0f, cfo), nv)
         if header is None:
             return report()
         burst = self.stage_resample(x, t0f, cfo, header)
@@ -503,6 +505,19 @@ class BurstRx:
             g = np.vdot(PREAMBLE, pre) / self.pre_len
             hdr = self._read(x, t0f, self.pre_len + np.arange(n_hdr), cfo) / g * np.conj(HDR_ROT[:n_hdr])
         return t0f, cfo, pre, g, hdr
+
+    def equalised_header(self, x: np.ndarray, t0f: float, cfo: float) -> np.ndarray:
+        """The header symbols through a widely linear 3-tap equaliser trained on the preamble
+        alone: the second try when the header read with one complex gain fails its CRC, as
+        under multipath (whose echoes the single gain leaves as interference)."""
+        kk = np.arange(-1, self.pre_len + self.hdr_len + 1)
+        s = self._read(x, t0f, kk, cfo)
+        a = np.stack([s[:-2], s[1:-1], s[2:]], axis=1)
+        a = np.concatenate([a, np.conj(a), np.ones((a.shape[0], 1))], axis=1)
+        w = _least_squares(a[: self.pre_len], PREAMBLE.astype(np.complex128))
+        if w is None:
+            return np.zeros(0, np.complex128)
+        return (a[self.pre_len :] @ w) * np.conj(HDR_ROT)
 
     def stage_header(self, hdr: np.ndarray, nv: float) -> dict | None:
         """The header, when it is whole, passes its CRC and has a length this link can have."""
