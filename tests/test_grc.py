@@ -147,7 +147,8 @@ def _generate(name: str, out: Path) -> Path:
 
 
 HARDWARE = {"usrp_rx": "No devices found", "usrp_tx": "No devices found", "hackrf_rx": "HackRF",
-            "hackrf_tx": "HackRF"}
+            "hackrf_tx": "HackRF", "usrp_rx_gui": "No devices found", "usrp_tx_gui": "No devices found",
+            "hackrf_rx_gui": "HackRF", "hackrf_tx_gui": "HackRF"}
 
 
 @needs_grcc
@@ -157,8 +158,9 @@ def test_hardware_flowgraphs_fail_with_the_driver_message(name, tmp_path):
     if not (ROOT / "weights" / "manifest.json").exists():
         pytest.skip("no shipped weights in weights/ (the flowgraphs load them)")
     script = _generate(name, tmp_path)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")  # the GUI variants build their Qt window first
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path, stdin=subprocess.DEVNULL)
+                         cwd=tmp_path, stdin=subprocess.DEVNULL, env=env)
     out = res.stdout + res.stderr
     assert res.returncode != 0 and HARDWARE[name] in out, out[-2000:]
     tb = out[out.rfind("Traceback"):]

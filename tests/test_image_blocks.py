@@ -127,3 +127,21 @@ def test_image_viewer_shows_decoded_images(tiny_codec, small_image, tmp_path, mo
     tb.stop()
     tb.wait()
     assert viewer.shown == 2 and "CRC" in viewer._caption.text()
+
+
+def test_viewer_figures_count_images_and_bursts():
+    """The viewer's running figures and burst report line (plain Python, no Qt event loop)."""
+    from gnuradio.ncsc.blocks.image_viewer import BurstFigures, LinkFigures
+
+    figs = LinkFigures()
+    figs.add({"status": "ok", "codewords": 3, "codeword_errors": 0, "psnr": 30.0})
+    figs.add({"status": "failed", "codewords": 2, "codeword_errors": 1})
+    assert figs.text() == ("images 2: 1 decoded, 1 failed; codewords 5, 1 failed (FER 0.2), mean PSNR 30.00 dB")
+    bursts = BurstFigures()
+    assert bursts.text() == "no burst yet"
+    bursts.add({"snr_db": 12.34, "cfo_hz": -1234.0, "modulation": "16qam", "ldpc_ok": [True],
+                "ldpc_iterations": [3]})
+    bursts.add({"snr_db": 2.0, "cfo": 0.001, "modulation": "qpsk", "ldpc_ok": [False], "ldpc_iterations": [50]})
+    assert bursts.failed == 1 and bursts.bursts == 2
+    assert bursts.text().startswith("burst 2: SNR 2.0 dB, CFO +0.0010 cyc/sym, qpsk, LDPC failed (50 iterations)")
+    assert bursts.text().endswith("bursts 2, 1 failed LDPC")

@@ -5,7 +5,8 @@ The PDU payload is the PNG that the sink wrote; the caption is built from its re
 decoded / failed, codewords and their error rate, mean PSNR so far). The picture is
 scaled to the widget, keeping its aspect ratio, and follows window resizes. Messages
 arrive on a GNU Radio thread, so the image is handed to the Qt thread through a signal.
-A PDU that is not an image is logged and ignored.
+A PDU that is not an image is logged and ignored. The optional ``bursts`` port takes Burst
+RX's output and shows a burst report line (SNR, carrier offset, modulation, LDPC result).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from PyQt5 import QtCore, QtGui, QtWidgets
 
 from .pdu import PORT_IN, PduError, from_pdu
 
+PORT_BURSTS = "bursts"
+
 
 class _Bridge(QtCore.QObject):
     show = QtCore.pyqtSignal(bytes, str)
+    burst = QtCore.pyqtSignal(str)
 
 
 class _ScaledImage(QtWidgets.QLabel):
@@ -67,23 +71,52 @@ class LinkFigures:
                 f"codewords {self.codewords}, {self.failed_codewords} failed (FER {fer:.3g}){psnr}")
 
 
+class BurstFigures:
+    """The burst report line: the last burst (SNR, carrier offset, modulation, LDPC result) and
+    counts so far, from NCSC Burst RX's output metadata (plain Python: tested without Qt)."""
+
+    def __init__(self):
+        self.bursts = self.failed = 0
+        self.last = ""
+
+    def add(self, meta: dict) -> None:
+        ok = meta.get("ldpc_ok", [False])
+        ok = bool(ok[0] if isinstance(ok, (list, tuple)) and ok else ok)
+        iters = meta.get("ldpc_iterations", ["?"])
+        iters = iters[0] if isinstance(iters, (list, tuple)) and iters else iters
+        self.bursts += 1
+        self.failed += not ok
+        cfo = f"CFO {meta['cfo_hz']:+.0f} Hz" if isinstance(meta.get("cfo_hz"), (int, float)) else \
+            f"CFO {meta.get('cfo', 0):+.4f} cyc/sym"
+        self.last = (f"burst {self.bursts}: SNR {meta.get('snr_db', float('nan')):.1f} dB, {cfo}, "
+                     f"{meta.get('modulation', '?')}, LDPC {'ok' if ok else 'failed'} ({iters} iterations)")
+
+    def text(self) -> str:
+        return f"{self.last}; bursts {self.bursts}, {self.failed} failed LDPC" if self.bursts else "no burst yet"
+
+
 class image_viewer(gr.basic_block):  # noqa: N801
     def __init__(self, title: str = "NCSC", parent=None):
         gr.basic_block.__init__(self, name="ncsc_image_viewer", in_sig=None, out_sig=None)
         self.message_port_register_in(pmt.intern(PORT_IN))
         self.set_msg_handler(pmt.intern(PORT_IN), self._handle)
+        self.message_port_register_in(pmt.intern(PORT_BURSTS))
+        self.set_msg_handler(pmt.intern(PORT_BURSTS), self._handle_burst)
         self._widget = QtWidgets.QWidget(parent)
         layout = QtWidgets.QVBoxLayout(self._widget)
         self._title = QtWidgets.QLabel(title)
         self._image = _ScaledImage("waiting for an image")
         self._caption = QtWidgets.QLabel("")
         self._figures_label = QtWidgets.QLabel("")
-        for w in (self._title, self._image, self._caption, self._figures_label):
+        self._bursts_label = QtWidgets.QLabel("")
+        for w in (self._title, self._image, self._caption, self._figures_label, self._bursts_label):
             layout.addWidget(w)
         layout.setStretch(1, 1)
         self.figures = LinkFigures()
+        self.burst_figures = BurstFigures()
         self._bridge = _Bridge()
         self._bridge.show.connect(self._show)
+        self._bridge.burst.connect(self._bursts_label.setText)
         self.shown = 0
 
     def qwidget(self):
@@ -102,6 +135,14 @@ class image_viewer(gr.basic_block):  # noqa: N801
         self._caption.setText(caption)
         self._figures_label.setText(self.figures.text())
         self.shown += 1
+
+    def _handle_burst(self, msg):
+        """A Burst RX output PDU: only its report (metadata) is shown."""
+        if not pmt.is_pair(msg) or not pmt.is_dict(pmt.car(msg)):
+            self.logger.warn("ignored burst message: not a PDU with a report")
+            return
+        self.burst_figures.add(dict(pmt.to_python(pmt.car(msg)) or {}))
+        self._bridge.burst.emit(self.burst_figures.text())
 
     def _handle(self, msg):
         try:
