@@ -15,6 +15,7 @@ from gnuradio import gr
 
 from ..imaging import ImageSender, expand_paths
 from ..profiles import link_profile
+from ..samples import resolve_images
 from .pdu import PORT_OUT, to_pdu
 
 
@@ -24,7 +25,7 @@ class image_source(gr.basic_block):  # noqa: N801
         """``model`` left as None comes from ``profile`` (default paper-awgn)."""
         gr.basic_block.__init__(self, name="ncsc_image_source", in_sig=None, out_sig=None)
         self.message_port_register_out(pmt.intern(PORT_OUT))
-        self.paths = expand_paths(images) if images else []
+        self.paths = expand_paths(resolve_images(images)) if images else []
         if codec is None:
             from ..codec.registry import load_named_codec  # torch only when a block is built
 
