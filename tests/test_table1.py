@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gnuradio.ncsc.bench.table1 import ENCODERS, Link, classical_decode, rate_match
+from gnuradio.ncsc.bench.table1 import ENCODERS, classical_decode, rate_match, send
+from gnuradio.ncsc.link import PlainLink
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def test_rate_match_stays_under_target_and_decodes(photo, method):
 
 def test_link_delivers_bytes_or_reports_failure():
     data = bytes(np.random.default_rng(0).integers(0, 256, 700, dtype=np.uint8))
-    got, cws, failed = Link(8.0, "ebn0").send(data)
+    got, cws, failed = send(PlainLink(8.0, snr_type="ebn0"), data)
     assert got == data and cws == 4 and failed == 0
-    got, cws, failed = Link(-3.0, "ebn0").send(data)
+    got, cws, failed = send(PlainLink(-3.0, snr_type="ebn0"), data)
     assert got is None and failed > 0

@@ -1,7 +1,8 @@
 """The loopback flowgraph, written by hand: image source -> framer -> LDPC -> 16-QAM -> AWGN ->
 soft demapper -> LDPC decoder -> deframer -> decoder sink, all over PDUs.
 
-Used by ``examples/loopback_awgn.py``, the tests and the Table I benchmark.
+Used by ``examples/loopback_awgn.py`` and the tests; ``ncsc.link.PlainLink`` is the same chain as
+plain modules (the benchmarks use it; a test checks both give the same records).
 """
 
 from __future__ import annotations

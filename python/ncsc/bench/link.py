@@ -17,6 +17,7 @@ import numpy as np
 
 from ..channel import AwgnChannel
 from ..fec import LdpcDecoder, encode, encode_vars, nr_code
+from ..link import PlainLink
 from ..modulation import demodulate, modulate
 from ..profiles import DEFAULT_PROFILE, load_profile
 
@@ -29,13 +30,13 @@ def simulate(decoder, esn0_db, min_errors, max_cw, batch, seed):
     """Monte-Carlo FER/BER at one Es/N0; returns a dict of counts and decoder time."""
     code = decoder.code
     rng = np.random.default_rng(seed)
-    ch = AwgnChannel(esn0_db, "esn0", seed=seed + 1)
+    link = PlainLink(esn0_db, _PROFILE, snr_type="esn0", seed=seed + 1)
     cw = fe = be = 0
     iters = 0
     t_dec = 0.0
     while fe < min_errors and cw < max_cw:
         bits = rng.integers(0, 2, (batch, code.k), dtype=np.uint8)
-        llr = demodulate(ch(modulate(encode(code, bits))), ch.noise_var)
+        llr = link.llrs(bits)
         t0 = time.perf_counter()
         res = decoder.decode(llr)
         t_dec += time.perf_counter() - t0

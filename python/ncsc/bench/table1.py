@@ -31,11 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..channel import AwgnChannel
 from ..codec.image import IMAGE_SUFFIXES, load_image, ms_ssim, psnr, to_array
-from ..fec import LdpcDecoder, encode, nr_code
-from ..framing import Framer, Reassembler
-from ..modulation import demodulate, modulate
+from ..link import PlainLink
 from ..profiles import DEFAULT_PROFILE, load_profile
 
 _PROFILE = load_profile(DEFAULT_PROFILE)  # the paper's link
@@ -115,28 +112,11 @@ def rate_match(img: np.ndarray, method: str, target_bpp: float, cache: dict | No
 
 
 # -- the link -----------------------------------------------------------------------------------
-class Link:
-    """Plain-module twin of the loopback flowgraph, for many streams and SNRs."""
-
-    def __init__(self, snr_db: float, snr_type: str, seed: int = 0):
-        self.code = nr_code(K, N)
-        self.dec = LdpcDecoder(self.code)
-        self.framer = Framer(K)
-        self.channel = AwgnChannel(snr_db, snr_type, BPS, K / N, seed=seed)
-
-    def send(self, data: bytes, image_id: int = 0) -> tuple[bytes | None, int, int]:
-        """(received bytes or None, codewords, failed codewords)."""
-        blocks = self.framer.frame(image_id & 0xFFFF, data)
-        llr = demodulate(self.channel(modulate(encode(self.code, blocks), MOD)), self.channel.noise_var, MOD)
-        res = self.dec.decode(llr)
-        r = Reassembler()
-        events = []
-        for i, bits in enumerate(res.bits):
-            events += r.add(bits, {"image_id": image_id & 0xFFFF, "block_index": i, "block_count": len(blocks)})
-        events += r.flush()
-        ev = events[0]
-        failed = len(ev["failed"]) + len(ev["missing"])
-        return (ev["data"] if ev["status"] == "complete" else None), len(blocks), failed
+def send(link: PlainLink, data: bytes, image_id: int = 0) -> tuple[bytes | None, int, int]:
+    """(received bytes or None, codewords, failed codewords) for one stream over ``link``."""
+    meta, got = link.send({"image_id": image_id & 0xFFFF}, data)
+    return (got if meta["status"] == "complete" else None), int(meta["blocks"]), \
+        len(meta["failed"]) + len(meta["missing"])
 
 
 # -- driver ----------------------------------------------------------------------------------------
@@ -181,9 +161,9 @@ def evaluate_image(job) -> tuple[list[dict], dict]:
     decoded: dict = {}
     rows, visuals = [], {}
     for snr in snrs:
-        link = Link(snr, snr_type, seed=seed + 1000 * idx + int(10 * snr))
+        link = PlainLink(snr, _PROFILE, snr_type, seed=seed + 1000 * idx + int(10 * snr))
         for name, s in streams.items():
-            got, cws, failed = link.send(s["data"], idx)
+            got, cws, failed = send(link, s["data"], idx)
             out, dec_s = None, 0.0
             if got is not None:
                 key = (name, got)
