@@ -227,3 +227,31 @@ def test_export_writes_weights_and_their_manifest_entry(photos, tmp_path, capsys
     assert entry["lambda"] == train.LAMBDAS["ms-ssim"] and entry["N"] == 8
     assert entry["sha256"] == hashlib.sha256((weights / entry["file"]).read_bytes()).hexdigest()
     assert "kodak" not in entry  # nothing measured without the images
+
+
+@pytest.mark.slow
+def test_data_parallel_training_with_two_processes(photos, tmp_path):
+    """``torchrun --nproc_per_node 2`` (gloo on CPU): both processes train in step, process 0 alone
+    logs and saves, and the checkpoint resumes in a single process."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "gnuradio.ncsc.train", *_args(photos, out, "--steps", "3", "--eval-every", "2")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = _rows(out)
+    assert [r["step"] for r in rows if r["kind"] == "train"] == ["1", "2", "3"]  # one writer, not two
+    assert torch.load(out / "checkpoint.pth", weights_only=False)["step"] == 3
+    assert train.main(_args(photos, out, "--steps", "4")) == 0  # resumes without torchrun
+    assert torch.load(out / "checkpoint.pth", weights_only=False)["step"] == 4
+
+
+def test_distributed_is_a_single_process_without_torchrun(monkeypatch):
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    d = train.Distributed()
+    assert not d.enabled and d.main and d.any(True) and not d.any(False)
+    model = torch.nn.Linear(2, 2)
+    assert d.wrap(model, set()) is model

@@ -226,6 +226,82 @@ def evaluate(model, files, metric, device, lmbda: float) -> dict:
     return {"bpp": float(np.mean(bpps)), "quality": float(np.mean(quals)), "loss": float(np.mean(losses))}
 
 
+class Distributed:
+    """Data-parallel training across processes started by ``torchrun --nproc_per_node N`` (gloo on
+    CPUs, NCCL on GPUs); a single process when torchrun did not start this one.
+
+    The model is wrapped in torch's DistributedDataParallel, which averages the gradients of the
+    rate-distortion loss across processes. The entropy bottleneck's quantiles are left out of it
+    (their auxiliary loss is a second backward pass outside the forward, which DDP's reducer
+    cannot follow) and averaged here instead. Process 0 alone logs, evaluates and saves; the
+    learning rate it decides is sent to the others."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def device(self) -> torch.device:
+        if torch.cuda.is_available():
+            return torch.device("cuda", self.local_rank if self.enabled else 0)
+        return torch.device("cpu")
+
+    def wrap(self, model, ignore: set[str]):
+        """The module to call for the forward pass: DDP around ``model`` when distributed."""
+        if not self.enabled:
+            return model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        DDP._set_params_and_buffers_to_ignore_for_model(model, sorted(ignore))
+        ids = [self.local_rank] if torch.cuda.is_available() else None
+        return DDP(model, device_ids=ids, find_unused_parameters=True)
+
+    def average_grads(self, params) -> None:
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad.div_(self.world)
+
+    def broadcast_lr(self, opt) -> None:
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        t = torch.tensor([opt.param_groups[0]["lr"]], dtype=torch.float64, device=self.device())
+        dist.broadcast(t, 0)
+        set_lr(opt, float(t.item()))
+
+    def any(self, flag: bool) -> bool:
+        """Whether any process says so: they stop together (a clock or a signal seen by one alone
+        would leave the others waiting in the next gradient exchange)."""
+        if not self.enabled:
+            return bool(flag)
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def close(self) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -241,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ddp = Distributed()
+    device = ddp.device()
     lmbda = LAMBDAS[args.metric] if args.lmbda is None else args.lmbda
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -313,9 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         model = model.to(memory_format=torch.channels_last)
     print(f"training quantization: {quant}, slice-restricted context in {slice_train:.0%} of batches, "
           f"{'bf16' if bf16 else 'fp32'}{' + channels_last' if channels_last else ''}", file=sys.stderr)
-    bank = CropBank(train_files, args.patch, seed=args.seed + step)
+    bank = CropBank(train_files, args.patch, seed=args.seed + step + 7919 * ddp.rank)  # other crops per process
+    net = ddp.wrap(model, aux_names)
 
     def save():
+        if not ddp.main:
+            return
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                     "plateau": plateau.state_dict(), "step": step, "quant": quant, "metric": args.metric,
@@ -330,20 +410,21 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log_path = out_dir / "log.csv"
+    log_path = out_dir / "log.csv" if ddp.main else Path(os.devnull)
     new_log = not log_path.exists()
     log = open(log_path, "a", newline="")
     writer = csv.writer(log)
     if new_log:
         writer.writerow(["step", "time", "kind", "loss", "bpp", "quality", "aux"])
     t_end = time.time() + args.hours * 3600 if args.hours else None
-    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.metric}", dynamic_ncols=True)
+    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.metric}", dynamic_ncols=True,
+               disable=not ddp.main)
     model.train()
-    while step < args.steps and not stop["now"] and (t_end is None or time.time() < t_end):
+    while not ddp.any(step >= args.steps or stop["now"] or (t_end is not None and time.time() >= t_end)):
         x = bank.batch(args.batch).to(device)
         x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(x)
+            out = net(x)
         bpp, dist, qual = rd_terms(out, x, args.metric)
         loss = lmbda * dist + bpp
         opt.zero_grad(set_to_none=True)
@@ -353,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         aux = model.aux_loss()
         aux.backward()
+        ddp.average_grads(aux_params)
         aux_opt.step()
         step += 1
         bar.update(1)
@@ -363,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         if step % args.save_every == 0:
             save()
             log.flush()
-        if step % args.eval_every == 0:
+        if step % args.eval_every == 0 and not ddp.main:
+            ddp.broadcast_lr(opt)  # the rate process 0 decides from its evaluation
+        elif step % args.eval_every == 0:
             ev = evaluate(model, eval_files, args.metric, device, lmbda)
             writer.writerow([step, f"{time.time():.0f}", "eval", f"{ev['loss']:.5f}", f"{ev['bpp']:.5f}",
                              f"{ev['quality']:.5f}", ""])
@@ -373,10 +457,13 @@ def main(argv: list[str] | None = None) -> int:
             if new_lr is not None:
                 bar.write(f"step {step}: held-out loss has not improved in {args.lr_patience} evaluations; "
                           f"learning rate now {new_lr:g}")
+            ddp.broadcast_lr(opt)
     save()
     log.close()
     bar.close()
-    print(f"saved {ckpt_path} at step {step}", file=sys.stderr)
+    ddp.close()
+    if ddp.main:
+        print(f"saved {ckpt_path} at step {step}", file=sys.stderr)
     return 0
 
 
