@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A two-radio link in three processes joined by GNU Radio's ZMQ blocks: TX -> channel -> RX.
 
-    python examples/zmq_link.py rx      --out DIR          [--port 5555]
+    python examples/zmq_link.py rx      --out DIR          [--port 5555] [--profile ota-16qam]
     python examples/zmq_link.py channel --esn0 10 --cfo 0.01 --ppm 50   [--port 5555]
     python examples/zmq_link.py tx      --image FILE       [--port 5555]
 
@@ -22,22 +22,21 @@ import signal
 import sys
 import threading
 
-SPS = 4
-AMPLITUDE = 0.5
-
 
 def build(args):
     from gnuradio import channels, gr, ncsc, zeromq
 
+    prof = ncsc.load_profile(args.profile)  # the link: code, modulation, pulse, amplitude
+    sps, amplitude = prof.burst.sps, prof.burst.amplitude
     tb = gr.top_block(f"ncsc zmq {args.role}")
     addr_in = f"tcp://127.0.0.1:{args.port}"
     addr_out = f"tcp://127.0.0.1:{args.port + 1}"
     if args.role == "tx":
         from gnuradio.ncsc.loopback import default_image
 
-        src = ncsc.image_source(args.image or default_image(), args.model, False, args.interval)
-        framer = ncsc.framer()
-        tx = ncsc.burst_tx(sps=SPS, amplitude=AMPLITUDE)
+        src = ncsc.image_source(args.image or default_image(), args.model, False, args.interval, profile=prof)
+        framer = ncsc.framer(profile=prof)
+        tx = ncsc.burst_tx(profile=prof)
         sink = zeromq.push_sink(gr.sizeof_gr_complex, 1, addr_in, 100, False, -1)
         tb.msg_connect(src, "out", framer, "in")
         tb.msg_connect(framer, "out", tx, "in")
@@ -45,17 +44,17 @@ def build(args):
         tb.keep = (src, framer, tx, sink)
     elif args.role == "channel":
         src = zeromq.pull_source(gr.sizeof_gr_complex, 1, addr_in, 100, False, -1)
-        noise = (SPS * AMPLITUDE**2 * 10 ** (-args.esn0 / 10)) ** 0.5
+        noise = (sps * amplitude**2 * 10 ** (-args.esn0 / 10)) ** 0.5
         taps = [1.0, 0, 0, 0, 0.3j, 0, 0, 0, -0.1] if args.multipath else [1.0]
-        chan = channels.channel_model(noise, args.cfo / SPS, 1 + args.ppm * 1e-6, taps, args.seed, False)
+        chan = channels.channel_model(noise, args.cfo / sps, 1 + args.ppm * 1e-6, taps, args.seed, False)
         sink = zeromq.push_sink(gr.sizeof_gr_complex, 1, addr_out, 100, False, -1)
         tb.connect(src, chan, sink)
         tb.keep = (src, chan, sink)
     else:
         src = zeromq.pull_source(gr.sizeof_gr_complex, 1, addr_out, 100, False, -1)
-        rx = ncsc.burst_rx(sps=SPS)
-        dfr = ncsc.deframer()
-        sink = ncsc.decoder_sink(args.out)
+        rx = ncsc.burst_rx(profile=prof)
+        dfr = ncsc.deframer(profile=prof)
+        sink = ncsc.decoder_sink(args.out, profile=prof)
         tb.connect(src, rx)
         tb.msg_connect(rx, "out", dfr, "in")
         tb.msg_connect(dfr, "out", sink, "in")
@@ -68,7 +67,8 @@ def main(argv=None) -> int:
     p.add_argument("role", choices=["tx", "channel", "rx"])
     p.add_argument("--port", type=int, default=5555, help="TX->channel port; channel->RX uses port + 1")
     p.add_argument("--image", default=None, help="TX: image file, folder or a;b;c (default: a sample photo)")
-    p.add_argument("--model", choices=["mse", "ms-ssim"], default="mse")
+    p.add_argument("--model", choices=["mse", "ms-ssim"], default=None, help="TX: codec model (default: the profile's)")
+    p.add_argument("--profile", default="ota-16qam", help="link profile, the same for all three roles")
     p.add_argument("--interval", type=float, default=0.0, help="TX: seconds between images")
     p.add_argument("--esn0", type=float, default=12.0, help="channel: Es/N0 in dB")
     p.add_argument("--cfo", type=float, default=0.01, help="channel: carrier offset, fraction of the symbol rate")

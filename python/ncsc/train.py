@@ -259,11 +259,11 @@ class Distributed:
         """The module to call for the forward pass: DDP around ``model`` when distributed."""
         if not self.enabled:
             return model
-        from torch.nn.parallel import DistributedDataParallel as DDP
+        from torch.nn.parallel import DistributedDataParallel
 
-        DDP._set_params_and_buffers_to_ignore_for_model(model, sorted(ignore))
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sorted(ignore))
         ids = [self.local_rank] if torch.cuda.is_available() else None
-        return DDP(model, device_ids=ids, find_unused_parameters=True)
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
     def average_grads(self, params) -> None:
         if not self.enabled:

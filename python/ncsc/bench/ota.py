@@ -19,7 +19,8 @@ import numpy as np
 from ..channel.impairments import Impairments
 from ..fec import LdpcDecoder, encode, nr_code
 from ..phy import BurstRx, BurstTx
-from .link import simulate
+from ..profiles import DEFAULT_OTA_PROFILE, load_profile
+from .link import simulate, use_profile
 
 SETS = {
     "carrier 2% + clock 100 ppm + phase": dict(cfo=0.02, sco_ppm=100, random_phase=True),
@@ -32,9 +33,11 @@ SETS = {
 }
 
 
-def run_point(esn0, spec, n_bursts, seed, code, dec, per_signal=10):
+def run_point(esn0, spec, n_bursts, seed, code, dec, per_signal=10, profile=None):
+    prof = load_profile(profile or DEFAULT_OTA_PROFILE)
+    bs = prof.burst
     rng = np.random.default_rng(seed)
-    tx = BurstTx()
+    tx = BurstTx(bs.sps, bs.rolloff, prof.modulation)
     detected = frame_err = 0
     cfos = []
     for start in range(0, n_bursts, per_signal):
@@ -46,7 +49,7 @@ def run_point(esn0, spec, n_bursts, seed, code, dec, per_signal=10):
         kw = {k: v for k, v in spec.items() if k != "random_phase"}
         imp = Impairments(esn0_db=esn0, phase=float(rng.uniform(0, 2 * np.pi)) if spec.get("random_phase") else 0.0,
                           seed=int(rng.integers(1 << 31)), **kw)
-        reports = BurstRx().receive(imp(np.concatenate(parts)))
+        reports = BurstRx(bs.sps, bs.rolloff, bs.threshold, code_bits=code.n).receive(imp(np.concatenate(parts)))
         found = [r for r in reports if r.llr is not None]
         detected += min(len(reports), n)
         got = set()
@@ -101,15 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bursts", type=int, default=400, help="bursts per point")
     p.add_argument("--samp-rate", type=float, default=1e6, help="sample rate for reporting CFO in Hz")
     p.add_argument("--out", default="results")
+    p.add_argument("--profile", default=DEFAULT_OTA_PROFILE, help="link profile: a shipped name or a .yml path")
     args = p.parse_args(argv)
     from tqdm import tqdm
 
-    code = nr_code()
+    prof = load_profile(args.profile)
+    use_profile(prof)  # the ideal link beside it: the same code and modulation
+    code = nr_code(prof.k, prof.n)
     dec = LdpcDecoder(code)
-    sps = 4
+    sps = prof.burst.sps
     if args.quick:
         name = "carrier 2% + clock 100 ppm + phase"
-        pt = run_point(5.0, SETS[name], 40, 1, code, dec)
+        pt = run_point(5.0, SETS[name], 40, 1, code, dec, profile=prof)
         cfo_hz = SETS[name]["cfo"] * args.samp_rate / sps
         summary = {"set": name, "esn0_db": 5.0, "bursts": pt["bursts"], "detect_rate": pt["detect_rate"],
                    "fer": pt["fer"], "cfo_hz": cfo_hz,
@@ -124,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, spec in SETS.items():
         pts = []
         for es in tqdm(grid, desc=name):
-            pts.append(run_point(es, spec, args.bursts, int(es * 100) + len(name), code, dec))
+            pts.append(run_point(es, spec, args.bursts, int(es * 100) + len(name), code, dec, profile=prof))
         result["sets"][name] = pts
     ideal_x = crossing(result["ideal"])
     result["fer_1e-2_esn0_db"] = {"ideal": ideal_x, **{n: crossing(p) for n, p in result["sets"].items()}}

@@ -23,16 +23,18 @@ import time
 import numpy as np
 
 
-def burst_stream(n: int, modulations, esn0_db: float, seed: int = 0, gap: int = 200):
+def burst_stream(n: int, modulations, esn0_db: float, seed: int = 0, gap: int = 200, profile=None):
     """(samples, sent info blocks, modulations) for n bursts, modulations cycled."""
     from ..channel.impairments import Impairments
     from ..fec import nr_code
     from ..fec.encoder import encode
     from ..phy.burst import BurstTx
+    from ..profiles import DEFAULT_OTA_PROFILE, load_profile
 
+    prof = load_profile(profile or DEFAULT_OTA_PROFILE)
     rng = np.random.default_rng(seed)
-    code = nr_code(1536, 4608)
-    txs = {m: BurstTx(sps=4, modulation=m) for m in set(modulations)}
+    code = nr_code(prof.k, prof.n)
+    txs = {m: BurstTx(sps=prof.burst.sps, beta=prof.burst.rolloff, modulation=m) for m in set(modulations)}
     parts, sent, mods = [np.zeros(gap, np.complex64)], [], []
     for i in range(n):
         m = modulations[i % len(modulations)]
@@ -44,7 +46,7 @@ def burst_stream(n: int, modulations, esn0_db: float, seed: int = 0, gap: int = 
     return np.asarray(x, np.complex64), sent, mods
 
 
-def run_blocks(x: np.ndarray) -> tuple[float, list]:
+def run_blocks(x: np.ndarray, profile=None) -> tuple[float, list]:
     """Wall seconds for Burst RX to take the whole stream, and the PDUs it emitted."""
     from gnuradio import blocks, gr
 
@@ -53,7 +55,7 @@ def run_blocks(x: np.ndarray) -> tuple[float, list]:
 
     tb = gr.top_block()
     src = blocks.vector_source_c(x.tolist())
-    rx = burst_rx(samp_rate=1e6)
+    rx = burst_rx(samp_rate=1e6, profile=profile)
     sink = blocks.message_debug()
     tb.connect(src, rx)
     tb.msg_connect(rx, "out", sink, "store")
@@ -68,26 +70,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bursts", type=int, default=400)
     p.add_argument("--quick", action="store_true", help="100 bursts")
     p.add_argument("--all-cores", action="store_true", help="do not pin the process to one core")
+    p.add_argument("--profile", default=None, help="link profile (default ota-16qam): a shipped name or a .yml path")
     args = p.parse_args(argv)
     n = 100 if args.quick else args.bursts
     if not args.all_cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     # warm-up: numba kernels compile on first use
-    x, _, _ = burst_stream(2, ["16qam"], 12.0, seed=99)
-    run_blocks(x)
+    x, _, _ = burst_stream(2, ["16qam"], 12.0, seed=99, profile=args.profile)
+    run_blocks(x, args.profile)
 
-    x, sent, _ = burst_stream(n, ["16qam"], 12.0, seed=1)
-    dt, got = run_blocks(x)
+    x, sent, _ = burst_stream(n, ["16qam"], 12.0, seed=1, profile=args.profile)
+    dt, got = run_blocks(x, args.profile)
     ok = sum(bool(meta.get("ldpc_ok", [False])[0]) and np.array_equal(dec, sent_bits)
              for (meta, dec), sent_bits in zip(got, sent, strict=False))
     msps_bursts = x.size / dt / 1e6
 
     rng = np.random.default_rng(5)
     noise = (0.1 * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))).astype(np.complex64)
-    dt_noise, got_noise = run_blocks(noise)
+    dt_noise, got_noise = run_blocks(noise, args.profile)
 
-    mixed, msent, mods = burst_stream(30 if args.quick else 60, ["qpsk", "16qam", "64qam"], 15.0, seed=2)
-    _, mgot = run_blocks(mixed)
+    mixed, msent, mods = burst_stream(30 if args.quick else 60, ["qpsk", "16qam", "64qam"], 15.0, seed=2,
+                                        profile=args.profile)
+    _, mgot = run_blocks(mixed, args.profile)
     decoded_mods = sorted({meta["modulation"] for meta, _ in mgot if meta.get("ldpc_ok", [False])[0]})
     res = {"msps_bursts": round(msps_bursts, 3), "msps_noise": round(noise.size / dt_noise / 1e6, 3),
            "bursts_sent": n, "bursts_decoded": int(ok), "false_bursts_on_noise": len(got_noise),

@@ -35,8 +35,15 @@ from ..codec.image import IMAGE_SUFFIXES, load_image, ms_ssim, psnr, to_array
 from ..link import PlainLink
 from ..profiles import DEFAULT_PROFILE, load_profile
 
-_PROFILE = load_profile(DEFAULT_PROFILE)  # the paper's link
+_PROFILE = load_profile(DEFAULT_PROFILE)  # the paper's link, unless --profile says otherwise
 K, N, BPS, MOD = _PROFILE.k, _PROFILE.n, _PROFILE.bits_per_symbol, _PROFILE.modulation
+
+
+def use_profile(profile) -> None:
+    """Run the table over another link (``--profile``); worker processes are told the same."""
+    global _PROFILE, K, N, BPS, MOD
+    _PROFILE = load_profile(profile)
+    K, N, BPS, MOD = _PROFILE.k, _PROFILE.n, _PROFILE.bits_per_symbol, _PROFILE.modulation
 PAPER = {  # Table I of the reference paper, Kodak, "SNR 3 dB"
     "JPEG": {"to": 51064, "bpp": 0.173, "psnr": 21.41, "ms_ssim": 0.712, "fid": 327.3},
     "WebP": {"to": 36773, "bpp": 0.125, "psnr": 26.53, "ms_ssim": 0.877, "fid": 126.4},
@@ -123,7 +130,8 @@ def send(link: PlainLink, data: bytes, image_id: int = 0) -> tuple[bytes | None,
 _CODECS = {}
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, profile=DEFAULT_PROFILE) -> None:
+    use_profile(profile)
     import torch
 
     from ..codec.registry import load_codec
@@ -198,10 +206,11 @@ def evaluate(files, snrs, snr_type, table_snr, jobs=2, progress=True, seed=0):
     rows, visuals = [], {}
     threads = max(1, 2 // max(1, jobs))
     if jobs <= 1:
-        _init_worker(threads)
+        _init_worker(threads, _PROFILE.source or _PROFILE.name)
         results = map(evaluate_image, work)
     else:
-        pool = get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(threads,))
+        pool = get_context("spawn").Pool(jobs, initializer=_init_worker,
+                                          initargs=(threads, _PROFILE.source or _PROFILE.name))
         results = pool.imap(evaluate_image, work)
     for (r, v), job in zip(tqdm(results, total=len(work), desc="table1", disable=not progress), work, strict=False):
         rows += r
@@ -296,11 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", default=str(Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "kodak"))
     p.add_argument("--snr", type=float, default=3.0, help="SNR of the table (dB)")
     p.add_argument("--snr-type", choices=["ebn0", "esn0"], default="ebn0")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, help="link profile: a shipped name or a .yml path")
     p.add_argument("--sweep", default="0:10:1", help="SNR sweep for the cliff plot, start:stop:step (dB)")
     p.add_argument("--quick", action="store_true", help="3 images and one SNR")
     p.add_argument("--out", default="results")
     p.add_argument("--jobs", type=int, default=2, help="images coded in parallel (processes)")
     args = p.parse_args(argv)
+    use_profile(args.profile)
     folder = Path(args.images)
     if not folder.is_dir():
         print(f"error: image folder {folder} not found (pass --images DIR)", file=sys.stderr)
