@@ -30,7 +30,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="channel noise seed")
     p.add_argument("--out", default=None, help="folder for the decoded PNG and JSON records")
     p.add_argument("--profile", default="paper-awgn",
-                   help="link profile: a name (python/ncsc/profiles/*.yml) or a .yml path (default paper-awgn)")
+                   help="link profile: a name (python/ncsc/profiles/*.yml) or a .yml path (default paper-awgn; "
+                        "paper-awgn-graceful sends sliced images, shown in part below the threshold)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -46,10 +47,13 @@ def main(argv=None) -> int:
         print("no image was sent (see the log above)", file=sys.stderr)
         return 1
     snr_name = "Eb/N0" if args.snr_type == "ebn0" else "Es/N0"
-    keys = ("status", "bits", "bpp", "symbols", "bcr", "psnr", "ms_ssim", "codewords", "codeword_errors")
+    keys = ("status", "bits", "bpp", "symbols", "bcr", "psnr", "ms_ssim", "codewords", "codeword_errors",
+            "concealed")
     for r in recs:
         line = f"{r.get('name')}: {r['status']}"
-        if r["status"] == "ok":
+        if r["status"] in ("ok", "partial"):
+            if r["status"] == "partial":
+                line += f" ({r.get('concealed', 0):.0%} of the latent concealed)"
             line += (f", {r['bits']} bits ({r['bpp']:.4f} bpp), {r['symbols']} symbols, "
                      f"{r['codewords']} codewords ({r['codeword_errors']} failed), "
                      f"PSNR {r.get('psnr', float('nan')):.2f} dB, MS-SSIM {r.get('ms_ssim', float('nan')):.4f}")

@@ -52,7 +52,10 @@ def test_deframer_block_reassembles_and_times_out():
     (m1, d1), (m2, d2) = metas
     assert m1["status"] == "complete" and d1.tobytes() == bytes(range(200)) * 2
     assert m2["image_id"] == 2 and m2["status"] == "incomplete" and "timed out" in m2["reason"]
-    assert m2["missing"] == [1] and d2.size == 0 and not dfr.reasm.pending
+    assert m2["missing"] == [1] and not dfr.reasm.pending
+    # what arrived is handed on in place, the lost block as zeros, with the loss map
+    assert m2["lost"] == [1] and m2["block_bytes"] == f.capacity and d2.size == 2 * f.capacity
+    assert d2[: f.capacity].tobytes() == bytes(f.capacity) and not d2[f.capacity :].any()
 
 
 def test_decoder_sink_records_good_and_bad_images(tiny_codec, small_image, tmp_path):

@@ -41,15 +41,18 @@ def expand_paths(spec: str | os.PathLike | list) -> list[Path]:
 class ImageSender:
     """Encodes images one by one; ids count up from ``first_id`` (16-bit, wrapping)."""
 
-    def __init__(self, codec, first_id: int = 0):
+    def __init__(self, codec, first_id: int = 0, slices: tuple[int, int] | None = None, page: int = 180):
+        """``slices=(rows, cols)``: sliced streams (tiles of latent rows x columns, pages of ``page``
+        bytes, the framer's block payload), which a lossy link delivers in part."""
         self.codec = codec
         self.next_id = first_id & 0xFFFF
+        self.slices, self.page = (tuple(slices) if slices else None), int(page)
 
     def encode(self, path: Path) -> tuple[dict, bytes]:
         """(meta, bitstream) for one file; raises ImageError / ValueError with a clear message."""
         x = load_image(path)
         t0 = time.perf_counter()
-        out = self.codec.compress(x)
+        out = self.codec.compress(x, slices=self.slices, page=self.page) if self.slices else self.codec.compress(x)
         data = out["bitstream"]
         h, w = x.shape[-2:]
         meta = {"image_id": self.next_id, "name": Path(path).name, "path": str(Path(path).resolve()),
@@ -129,23 +132,36 @@ class ImageReceiver:
         rec["symbols"] = int(round(coded_bits / self.rate / self.bps))  # transmission overhead (TO)
         if "width" in rec and "height" in rec:
             rec["bcr"] = rec["symbols"] / (3 * rec["width"] * rec["height"])
+        lost, page = (), None
         if meta.get("status", "complete") != "complete":
-            rec.update(status="failed", reason=meta.get("reason", "incomplete image"))
-            return self._write(rec, None, meta)
+            lost, page = _loss_map(meta, rec["codewords"])
+            if not data or page is None or not _sliced_pages(data, page):  # all-or-nothing stream
+                rec.update(status="failed", reason=meta.get("reason", "incomplete image"))
+                return self._write(rec, None, meta)
         try:
-            from .codec.bitstream import check_pixels, unpack
+            from .codec.bitstream import check_pixels, is_sliced, unpack, unpack_sliced
 
-            header, _, _ = unpack(data)
+            if lost or is_sliced(data[:5]):
+                header = unpack_sliced(data, lost, page)[0]
+            else:
+                header = unpack(data)[0]
             check_pixels(header, self.max_pixels)  # before a codec is loaded
             codec = self.codec_for(header.metric)
             t0 = time.perf_counter()
-            x_hat = codec.decompress(data, max_pixels=self.max_pixels)["x_hat"]
+            partial = {"lost_pages": lost, "page": page} if lost else {}
+            out = codec.decompress(data, max_pixels=self.max_pixels, **partial)
+            x_hat = out["x_hat"]
             rec["decode_s"] = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - a bad stream is a record, never a crash
-            rec.update(status="failed", reason=f"undecodable: {exc}")
+            why = f"{meta.get('reason', 'incomplete image')}; " if lost else ""
+            rec.update(status="failed", reason=f"{why}undecodable: {exc}")
             return self._write(rec, None, meta)
+        sent_bytes = len(data) if not lost else int(meta.get("bits", 8 * len(data))) // 8
         rec.update(status="ok", width=int(header.width), height=int(header.height),
-                   bits=8 * len(data), bpp=8 * len(data) / (header.width * header.height))
+                   bits=8 * sent_bytes, bpp=8 * sent_bytes / (header.width * header.height))
+        if out.get("concealed"):
+            rec.update(status="partial", concealed=float(out["concealed"]), lost_slices=len(out["lost_slices"]),
+                       reason=meta.get("reason", "blocks lost"))
         got = to_array(x_hat)
         ref_path = meta.get("path")
         if isinstance(ref_path, str) and "\0" not in ref_path and Path(ref_path).is_file():
@@ -169,6 +185,23 @@ class ImageReceiver:
                 rec["png"] = str(png)
             (self.out_dir / f"{stem}.json").write_text(json.dumps(_jsonable(rec), indent=1))
         return rec
+
+
+def _sliced_pages(data: bytes, page: int) -> bool:
+    """Whether a page of ``data`` starts a sliced (version 2) stream's head."""
+    from .codec.bitstream import is_sliced
+
+    return any(is_sliced(data[i : i + 5]) for i in range(0, min(len(data), 64 * page), page))
+
+
+def _loss_map(meta: dict, blocks: int) -> tuple[tuple[int, ...], int | None]:
+    """The lost block indices and the block size of an incomplete image, checked (untrusted)."""
+    page = _int_field(meta, "block_bytes", 16, 1 << 16)
+    lost = meta.get("lost")
+    if page is None or not isinstance(lost, (list, tuple)) or len(lost) > max(blocks, 1):
+        return (), None
+    idx = [checked_int(i, 0, 0xFFFF) for i in lost]
+    return (tuple(i for i in idx if i is not None), page) if None not in idx else ((), None)
 
 
 def _jsonable(d: dict) -> dict:

@@ -40,7 +40,7 @@ class LoopbackAwgn(gr.top_block):
         snr_type = snr_type or prof.snr_type
         model = model or prof.model
         bps = bits_per_symbol(modulation)
-        self.source = image_source(images, model, repeat, 0.0, 0, codec=codec)
+        self.source = image_source(images, model, repeat, 0.0, 0, codec=codec, profile=prof)
         self.framer = framer(k)
         self.encoder = ldpc_encoder(k, n)
         self.mapper = qam_mapper(modulation)

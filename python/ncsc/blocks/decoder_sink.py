@@ -99,10 +99,13 @@ class decoder_sink(PduBlock):  # noqa: N801
         self.records.append(rec)
         self.record_event.set()
         who = f"image {rec.get('image_id', '?')} {rec.get('name', '(no name)')}"
-        if rec["status"] == "ok":
+        if rec["status"] in ("ok", "partial"):
             score = (f"PSNR {rec['psnr']:.2f} dB" if "psnr" in rec
                      else "no reference image here to score against (normal over the air)")
-            self.logger.info(f"{who}: ok, {rec.get('bpp', 0):.4f} bpp, {score}")
+            part = ""
+            if rec["status"] == "partial":
+                part = f" ({rec.get('concealed', 0):.0%} concealed: {rec.get('reason')})"
+            self.logger.info(f"{who}: {rec['status']}{part}, {rec.get('bpp', 0):.4f} bpp, {score}")
         else:
             self.logger.warn(f"{who}: {rec['reason']}")
         png = rec.get("png")

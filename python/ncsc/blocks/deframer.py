@@ -2,7 +2,9 @@
 
 Checks each block's CRC, reorders, drops duplicates and reassembles per image. An image
 with failed or missing blocks is emitted with ``status: incomplete``, the lists of
-``failed`` and ``missing`` block indices and an empty payload, never a guess. Images
+``failed`` and ``missing`` block indices and, when any block arrived, the blocks that passed
+their CRC with lost ones as zeros and the loss map (``lost``, ``block_bytes``): never a
+corrupted bit, and enough for a sliced stream to be decoded in part. Images
 that stop receiving blocks are reported after ``timeout`` seconds and their memory freed.
 """
 
@@ -13,7 +15,7 @@ import threading
 import numpy as np
 import pmt
 
-from ..framing import Reassembler
+from ..framing import Framer, Reassembler, partial_stream
 from ..profiles import link_profile
 from ._stream import Ticker
 from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
@@ -24,6 +26,7 @@ class deframer(PduBlock):  # noqa: N801
         """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
         PduBlock.__init__(self, "ncsc_deframer")
         self.k = int(k or link_profile(profile).k)
+        self.capacity = Framer(self.k).capacity
         self.reasm = Reassembler(timeout=float(timeout))
         self._lock = threading.Lock()
         self._ticker = Ticker(self._tick, 0.25, "ncsc_deframer_timeout")
@@ -49,6 +52,10 @@ class deframer(PduBlock):  # noqa: N801
             meta = dict(ev.pop("meta"))
             meta.pop("block_count", None)
             data = ev.pop("data")
+            parts = ev.pop("parts", None)
+            if parts:  # what did arrive, lost blocks as zeros, and the loss map: a sliced stream decodes
+                data = partial_stream(parts, ev["blocks"], self.capacity)
+                ev.update(lost=sorted(set(ev["failed"]) | set(ev["missing"])), block_bytes=self.capacity)
             meta.update(ev)
             if meta["status"] != "complete":
                 self.logger.warn(f"image {meta['image_id']}: {meta.get('reason')}")

@@ -13,6 +13,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from ..framing import Framer
 from ..imaging import ImageSender, expand_paths
 from ..profiles import link_profile
 from ..samples import resolve_images
@@ -22,16 +23,19 @@ from .pdu import PORT_OUT, to_pdu
 class image_source(gr.basic_block):  # noqa: N801
     def __init__(self, images: str = "", model: str | None = None, repeat: bool = False, interval: float = 0.0,
                  first_id: int = 0, weights_dir: str = "", codec=None, profile=None):
-        """``model`` left as None comes from ``profile`` (default paper-awgn)."""
+        """``model`` left as None comes from ``profile`` (default paper-awgn), as does the slicing."""
+        prof = link_profile(profile)
         gr.basic_block.__init__(self, name="ncsc_image_source", in_sig=None, out_sig=None)
         self.message_port_register_out(pmt.intern(PORT_OUT))
         self.paths = expand_paths(resolve_images(images)) if images else []
         if codec is None:
             from ..codec.registry import load_named_codec  # torch only when a block is built
 
-            codec = load_named_codec(model or link_profile(profile).model, weights_dir)
+            codec = load_named_codec(model or prof.model, weights_dir)
         self.codec = codec
-        self.sender = ImageSender(self.codec, first_id)
+        # sliced streams when the profile slices (a lost block then costs only its slices), in
+        # pages of the framer's block payload
+        self.sender = ImageSender(self.codec, first_id, prof.slices, Framer(prof.k).capacity)
         self.repeat = bool(repeat)
         self.interval = float(interval)
         self.sent = 0

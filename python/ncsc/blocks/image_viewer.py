@@ -53,12 +53,13 @@ class LinkFigures:
     """Running figures over the image records seen so far (plain Python: tested without Qt)."""
 
     def __init__(self):
-        self.images = self.ok = self.codewords = self.failed_codewords = 0
+        self.images = self.ok = self.partial = self.codewords = self.failed_codewords = 0
         self._psnr = []
 
     def add(self, rec: dict) -> None:
         self.images += 1
-        self.ok += rec.get("status") == "ok"
+        self.ok += rec.get("status") in ("ok", "partial")
+        self.partial += rec.get("status") == "partial"
         self.codewords += int(rec.get("codewords", 0) or 0)
         self.failed_codewords += int(rec.get("codeword_errors", 0) or 0)
         if isinstance(rec.get("psnr"), (int, float)):
@@ -67,7 +68,8 @@ class LinkFigures:
     def text(self) -> str:
         fer = self.failed_codewords / self.codewords if self.codewords else 0.0
         psnr = f", mean PSNR {sum(self._psnr) / len(self._psnr):.2f} dB" if self._psnr else ""
-        return (f"images {self.images}: {self.ok} decoded, {self.images - self.ok} failed; "
+        shown = f"{self.ok} decoded ({self.partial} in part)" if self.partial else f"{self.ok} decoded"
+        return (f"images {self.images}: {shown}, {self.images - self.ok} failed; "
                 f"codewords {self.codewords}, {self.failed_codewords} failed (FER {fer:.3g}){psnr}")
 
 
@@ -152,7 +154,9 @@ class image_viewer(gr.basic_block):  # noqa: N801
             return
         psnr = meta.get("psnr")
         caption = f"{meta.get('name') or 'image ' + str(meta.get('image_id', '?'))}: {meta.get('status', '?')}"
-        if meta.get("status") == "ok":
+        if meta.get("status") in ("ok", "partial"):
+            if meta.get("status") == "partial":
+                caption += f" ({meta.get('concealed', 0):.0%} concealed)"
             caption += f", {meta.get('bpp', 0):.4f} bpp" + (f", PSNR {psnr:.2f} dB" if psnr else "")
         else:
             caption += f" ({meta.get('reason', '')})"

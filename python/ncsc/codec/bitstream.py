@@ -109,3 +109,157 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
         raise BitstreamError("payload CRC mismatch (corrupted stream)")
     header = Header(model_id, metrics[metric], quality, orders[order], h, w, (zh, zw), len_z, len_y)
     return header, payload[:len_z], payload[len_z:]
+
+
+# -- version 2: sliced and paged, for links that lose blocks -------------------------------------
+#
+#    0  magic 4s, version B (2), model_id B, metric B, quality B, order B, flags B,
+#    10 height H, width H, z_h H, z_w H, len_z I,
+#    22 tile_h B, tile_w B    latent rows / columns per slice (tiles in raster order)
+#    24 page H                bytes per page (the framer's block payload)
+#    26 n_slices H
+#    28 hdr_crc I             CRC-32 of bytes 0..27
+#    32 slice lengths         n_slices x u16
+#    .. z string              len_z bytes
+#    .. head_crc I            CRC-32 of the lengths and the z string
+#
+# The head (all of the above) is padded to whole pages and sent twice; then the slices, placed
+# by slice_layout: a slice never straddles a page boundary unless it is longer than a page, so a
+# lost page (block) loses only the slices on it. Each slice is its own rANS string, coded with
+# the context model restricted to its tile: any subset of slices decodes.
+VERSION_SLICED = 2
+_HDR2 = struct.Struct(">4sBBBBBBHHHHIBBHH")
+HEAD2_FIXED = _HDR2.size + 4
+MIN_PAGE = 16
+
+
+@dataclass(frozen=True)
+class SlicedHeader:
+    model_id: int
+    metric: str
+    quality: int
+    order: str
+    height: int
+    width: int
+    z_shape: tuple[int, int]
+    len_z: int
+    tile: tuple[int, int]
+    page: int
+    slice_lengths: tuple[int, ...]
+
+    def tiles(self) -> list[tuple[int, int, int, int]]:
+        """(row0, row1, col0, col1) of each slice's latent tile, in slice order."""
+        return tile_grid(4 * self.z_shape[0], 4 * self.z_shape[1], *self.tile)
+
+
+def tile_grid(h: int, w: int, th: int, tw: int) -> list[tuple[int, int, int, int]]:
+    return [(r, min(r + th, h), c, min(c + tw, w)) for r in range(0, h, th) for c in range(0, w, tw)]
+
+
+def slice_layout(lengths, page: int) -> list[int]:
+    """Byte offset of each slice in the slice area: slices follow each other, except that a slice
+    that fits in a page but not in the rest of the current one starts the next page (so a lost
+    page loses only its own slices; a slice longer than a page spans pages where it is, since
+    aligning it would waste the rest of a page and still not keep it on one)."""
+    offsets, pos = [], 0
+    for n in lengths:
+        room = page - pos % page
+        if room < n <= page and pos % page:
+            pos += room
+        offsets.append(pos)
+        pos += n
+    return offsets
+
+
+def _head_bytes(header: SlicedHeader, z_string: bytes) -> bytes:
+    fixed = _HDR2.pack(MAGIC, VERSION_SLICED, header.model_id, METRIC_IDS[header.metric], header.quality,
+                       ORDER_IDS[header.order], 0, header.height, header.width, *header.z_shape, header.len_z,
+                       *header.tile, header.page, len(header.slice_lengths))
+    body = struct.pack(f">{len(header.slice_lengths)}H", *header.slice_lengths) + z_string
+    return fixed + struct.pack(">I", zlib.crc32(fixed)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def pack_sliced(header: SlicedHeader, z_string: bytes, slices: list[bytes]) -> bytes:
+    if tuple(len(s) for s in slices) != header.slice_lengths or len(z_string) != header.len_z:
+        raise ValueError("header lengths do not match the strings")
+    if len(slices) != len(header.tiles()):
+        raise ValueError("one slice per tile")
+    page = header.page
+    head = _head_bytes(header, z_string)
+    head += bytes(-len(head) % page)
+    offsets = slice_layout(header.slice_lengths, page)
+    area = bytearray(offsets[-1] + len(slices[-1]) if slices else 0)
+    for off, s in zip(offsets, slices, strict=True):
+        area[off : off + len(s)] = s
+    return head + head + bytes(area)
+
+
+def _parse_head(data: bytes, at: int) -> tuple[SlicedHeader, bytes, int] | None:
+    """The head at byte ``at``, or None when it is not an intact version-2 head."""
+    if len(data) < at + HEAD2_FIXED:
+        return None
+    fields = _HDR2.unpack_from(data, at)
+    (crc,) = struct.unpack_from(">I", data, at + _HDR2.size)
+    if fields[0] != MAGIC or fields[1] != VERSION_SLICED or zlib.crc32(data[at : at + _HDR2.size]) != crc:
+        return None
+    _, _, model_id, metric, quality, order, flags, h, w, zh, zw, len_z, th, tw, page, n = fields
+    metrics = {v: k for k, v in METRIC_IDS.items()}
+    orders = {v: k for k, v in ORDER_IDS.items()}
+    if metric not in metrics or order not in orders or flags or th == 0 or tw == 0 or page < MIN_PAGE:
+        raise BitstreamError("unknown metric, order or flags, or an impossible slicing, in header")
+    if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE) or (zh, zw) != latent_shape_for(h, w):
+        raise BitstreamError(f"absurd image size {w}x{h} or latent shape {zh}x{zw} in header")
+    if n != len(tile_grid(4 * zh, 4 * zw, th, tw)):
+        raise BitstreamError(f"{n} slices do not tile a {4 * zh}x{4 * zw} latent in {th}x{tw} tiles")
+    start = at + HEAD2_FIXED
+    end = start + 2 * n + len_z
+    if len(data) < end + 4:
+        return None
+    body = data[start:end]
+    if zlib.crc32(body) != struct.unpack_from(">I", data, end)[0]:
+        return None
+    lengths = struct.unpack_from(f">{n}H", body)
+    header = SlicedHeader(model_id, metrics[metric], quality, orders[order], h, w, (zh, zw), len_z, (th, tw), page,
+                          tuple(lengths))
+    head_len = end + 4 - at
+    return header, body[2 * n :], head_len
+
+
+def is_sliced(data: bytes) -> bool:
+    return len(data) >= 5 and data[:4] == MAGIC and data[4] == VERSION_SLICED
+
+
+def unpack_sliced(data: bytes, lost_pages=(), page: int | None = None):
+    """(header, z string, slices) of a version-2 stream; a slice on a lost page is None.
+
+    ``lost_pages``: indices of pages (the link's blocks, ``page`` bytes each) that did not arrive
+    and are zeros in ``data``; the head is read from whichever copy is intact. Raises
+    :class:`BitstreamError` when no copy of the head is."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BitstreamError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    lost = {int(i) for i in lost_pages}
+    found = None
+    candidates = [0] if page is None else [j * page for j in range(min(64, max(1, len(data) // page)))]
+    for at in candidates:
+        if page is not None and at // page in lost:
+            continue
+        found = _parse_head(data, at)
+        if found is not None:
+            break
+    if found is None:
+        raise BitstreamError("no intact copy of the stream's head (header and hyperprior) arrived")
+    header, z_string, head_len = found
+    if page is not None and header.page != page:
+        raise BitstreamError(f"stream pages are {header.page} bytes, the link's blocks {page}")
+    pg = header.page
+    area0 = 2 * (-(-head_len // pg)) * pg
+    offsets = slice_layout(header.slice_lengths, pg)
+    if lost == set() and len(data) != area0 + (offsets[-1] + header.slice_lengths[-1] if offsets else 0):
+        raise BitstreamError("sliced stream is truncated or padded")
+    slices = []
+    for off, n in zip(offsets, header.slice_lengths, strict=True):
+        a, b = area0 + off, area0 + off + n
+        pages = set(range(a // pg, (b - 1) // pg + 1)) if n else set()
+        slices.append(None if b > len(data) or pages & lost else data[a:b])
+    return header, z_string, slices

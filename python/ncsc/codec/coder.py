@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import bitstream as bs
-from .entropy import RansStream, decode_z, encode_values, quantize_params
+from .entropy import MEAN_STEPS, RansStream, decode_z, encode_values, quantize_params
 from .fixed import FA, FixedConv, FixedSequential, to_fixed
 from .model import NcscModel
 
@@ -122,8 +122,14 @@ class NcscCodec:
 
     # -- public API ------------------------------------------------------------------------
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, order: str = "wavefront", reconstruct: bool = False) -> dict:
-        """x: (1, 3, H, W) in [0, 1]. Returns {"bitstream", "strings", "shape", "x_hat"?, "y_hat", "z_hat"}."""
+    def compress(self, x: torch.Tensor, order: str = "wavefront", reconstruct: bool = False,
+                 slices: tuple[int, int] | None = None, page: int = 180) -> dict:
+        """x: (1, 3, H, W) in [0, 1]. Returns {"bitstream", "strings", "shape", "x_hat"?, "y_hat", "z_hat"}.
+
+        ``slices=(rows, cols)``: code the latent in tiles of that many latent rows and columns,
+        each its own string with the context model kept inside its tile (bitstream version 2,
+        ``page`` bytes per page: the framer's block payload); a link that loses blocks then
+        loses only the tiles on them, which the decoder conceals."""
         if x.dim() != 4 or x.shape[:2] != (1, 3):
             raise ValueError(f"expected a (1, 3, H, W) image tensor, got {tuple(x.shape)}")
         h, w = x.shape[-2:]
@@ -139,6 +145,8 @@ class NcscCodec:
         z_hat = m.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         y_hat = torch.round(y).clamp(-Y_LIMIT, Y_LIMIT)
         hs = self.hs(to_fixed(z_hat))[0]
+        if slices is not None:
+            return self._compress_sliced(x, y_hat, z_hat, hs, z_strings[0], order, slices, page, reconstruct)
         steps = coding_order(y.shape[2], y.shape[3], order)
         rows = np.concatenate([s[0] for s in steps])
         cols = np.concatenate([s[1] for s in steps])
@@ -154,6 +162,81 @@ class NcscCodec:
             out["x_hat"] = self._synthesize(y_hat, h, w)
         return out
 
+    def _compress_sliced(self, x, y_hat, z_hat, hs, z_string, order, slices, page, reconstruct) -> dict:
+        th, tw = (int(v) for v in slices)
+        if not (0 < th < 256 and 0 < tw < 256) or not bs.MIN_PAGE <= int(page) < 1 << 16:
+            raise ValueError(f"slices must be 1..255 latent rows and columns and page {bs.MIN_PAGE}..65535 bytes")
+        h, w = x.shape[-2:]
+        strings = []
+        for r0, r1, c0, c1 in bs.tile_grid(y_hat.shape[2], y_hat.shape[3], th, tw):
+            tile = y_hat[:, :, r0:r1, c0:c1]
+            ctx = self.ctx(to_fixed(tile))[0]  # the masked conv sees zeros beyond the tile
+            steps = coding_order(r1 - r0, c1 - c0, order)
+            rows = np.concatenate([st[0] for st in steps])
+            cols = np.concatenate([st[1] for st in steps])
+            raw = self._head(hs[:, rows + r0, cols + c0].t(), ctx[:, rows, cols].t())
+            values = tile[0][:, rows, cols].t().reshape(-1).numpy().astype(np.int64)
+            strings.append(encode_values(values, *self._params(raw)))
+        if max(len(st) for st in strings) >= 1 << 16:
+            raise ValueError("a slice is longer than 65535 bytes: use smaller slices")
+        zh, zw = z_hat.shape[-2:]
+        header = bs.SlicedHeader(self.model_id, self.metric, self.quality, order, h, w, (zh, zw), len(z_string),
+                                 (th, tw), int(page), tuple(len(st) for st in strings))
+        out = {"bitstream": bs.pack_sliced(header, z_string, strings), "strings": [strings, [z_string]],
+               "shape": (zh, zw), "y_hat": y_hat, "z_hat": z_hat}
+        if reconstruct:
+            out["x_hat"] = self._synthesize(y_hat, h, w)
+        return out
+
+    def _conceal(self, hs: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """A lost tile from the hyperprior alone: the mixture mean with no context (as the
+        context model sees nothing when its tile is empty)."""
+        rows, cols = np.mgrid[r0:r1, c0:c1]
+        rows, cols = rows.ravel(), cols.ravel()
+        ctx0 = self.ctx(torch.zeros((1, self.M, 1, 1), dtype=torch.float64))[0][:, 0, 0]
+        raw = self._head(hs[:, rows, cols].t(), ctx0[None, :].expand(rows.size, -1))
+        w, _, mu = self._params(raw)
+        mean = (w * mu).sum(axis=1) / np.maximum(w.sum(axis=1), 1) / MEAN_STEPS
+        return torch.from_numpy(mean.reshape(rows.size, self.M).T.reshape(self.M, r1 - r0, c1 - c0))
+
+    def _decode_tile(self, hs: torch.Tensor, r0, r1, c0, c1, order: str, string: bytes) -> torch.Tensor:
+        th, tw = r1 - r0, c1 - c0
+        hs_tile = hs[:, r0:r1, c0:c1].contiguous()
+        y_pad = torch.zeros((self.M, th + 4, tw + 4), dtype=torch.float64)
+        stream = RansStream(string)
+        for rows, cols in coding_order(th, tw, order):
+            r, c = torch.from_numpy(rows), torch.from_numpy(cols)
+            vals = stream.decode(*self._params(self.step_params(hs_tile, y_pad, r, c)))
+            if np.abs(vals).max() > Y_LIMIT:
+                raise bs.BitstreamError("latent value out of range (corrupted slice)")
+            y_pad[:, r + 2, c + 2] = torch.from_numpy(vals.reshape(r.numel(), self.M).T * float(2**FA))
+        if stream.state[1] != len(string):
+            raise bs.BitstreamError("slice has trailing bytes (corrupted)")
+        return y_pad[:, 2:-2, 2:-2] * 2.0**-FA
+
+    def _decode_sliced(self, header: bs.SlicedHeader, z_string: bytes, slices: list) -> dict:
+        zh, zw = header.z_shape
+        z_hat = decode_z(self.model.entropy_bottleneck, z_string, (zh, zw))
+        hs = self.hs(to_fixed(z_hat))[0]
+        y = torch.zeros((self.M, 4 * zh, 4 * zw), dtype=torch.float64)
+        concealed = 0
+        lost = []
+        for i, ((r0, r1, c0, c1), string) in enumerate(zip(header.tiles(), slices, strict=True)):
+            tile = None
+            if string is not None:
+                try:
+                    tile = self._decode_tile(hs, r0, r1, c0, c1, header.order, string)
+                except (bs.BitstreamError, ValueError, OverflowError):
+                    tile = None  # a damaged slice is a lost slice: the others stand
+            if tile is None:
+                tile = self._conceal(hs, r0, r1, c0, c1)
+                concealed += (r1 - r0) * (c1 - c0)
+                lost.append(i)
+            y[:, r0:r1, c0:c1] = tile
+        y_hat = y.unsqueeze(0)
+        return {"x_hat": self._synthesize(y_hat, header.height, header.width), "y_hat": y_hat, "header": header,
+                "concealed": concealed / (y.shape[1] * y.shape[2]), "lost_slices": lost}
+
     def _synthesize(self, y_hat: torch.Tensor, h: int, w: int) -> torch.Tensor:
         # Float convolutions round differently with a different number of threads (a few pixels
         # move by one level), so the synthesis always runs with the same thread team, whatever
@@ -167,16 +250,25 @@ class NcscCodec:
             torch.set_num_threads(before)
 
     @torch.no_grad()
-    def decompress(self, data: bytes, max_pixels: int | None = None) -> dict:
+    def decompress(self, data: bytes, max_pixels: int | None = None, lost_pages=(), page: int | None = None) -> dict:
         """Decode a bitstream made by :meth:`compress`; raises BitstreamError on bad input.
 
         Never reads outside the strings (both are decoded by bounded decoders of our own), and
-        refuses an image above ``max_pixels`` (default: the codec's) before any allocation."""
+        refuses an image above ``max_pixels`` (default: the codec's) before any allocation.
+        A sliced (version 2) stream may come with ``lost_pages`` (zeros in ``data``, ``page``
+        bytes each): their slices are concealed, and the result says how much
+        (``concealed``: share of latent positions, ``lost_slices``)."""
+        if bs.is_sliced(bytes(data[:5])) or (lost_pages and page):
+            header, z_string, slices = bs.unpack_sliced(data, lost_pages, page)
+            self._check(header, max_pixels)
+            try:
+                return self._decode_sliced(header, z_string, slices)
+            except (OverflowError, ValueError) as exc:
+                if isinstance(exc, bs.BitstreamError):
+                    raise
+                raise bs.BitstreamError(f"undecodable hyperprior (corrupted stream): {exc}") from exc
         header, z_string, y_string = bs.unpack(data)
-        bs.check_pixels(header, self.max_pixels if max_pixels is None else max_pixels)
-        if (header.model_id, header.metric, header.quality) != (self.model_id, self.metric, self.quality):
-            raise bs.BitstreamError(f"stream was made by model {header.model_id}/{header.metric}/q{header.quality}, "
-                                    f"this decoder is {self.model_id}/{self.metric}/q{self.quality}")
+        self._check(header, max_pixels)
         try:
             return self._decode(header, z_string, y_string)
         except OverflowError as exc:  # latents too large for the exact integer path: not from an encoder
@@ -185,6 +277,12 @@ class NcscCodec:
             if isinstance(exc, bs.BitstreamError):
                 raise
             raise bs.BitstreamError(str(exc)) from exc
+
+    def _check(self, header, max_pixels: int | None) -> None:
+        bs.check_pixels(header, self.max_pixels if max_pixels is None else max_pixels)
+        if (header.model_id, header.metric, header.quality) != (self.model_id, self.metric, self.quality):
+            raise bs.BitstreamError(f"stream was made by model {header.model_id}/{header.metric}/q{header.quality}, "
+                                    f"this decoder is {self.model_id}/{self.metric}/q{self.quality}")
 
     def _decode(self, header: bs.Header, z_string: bytes, y_string: bytes) -> dict:
         m = self.model

@@ -1,5 +1,15 @@
 """Framing: NCSC bitstreams to LDPC information blocks and back."""
 
-from .frame import HEADER_BYTES, BlockError, Framer, ParsedBlock, Reassembler, parse_block, scramble
+from .frame import (
+    HEADER_BYTES,
+    BlockError,
+    Framer,
+    ParsedBlock,
+    Reassembler,
+    parse_block,
+    partial_stream,
+    scramble,
+)
 
-__all__ = ["HEADER_BYTES", "BlockError", "Framer", "ParsedBlock", "Reassembler", "parse_block", "scramble"]
+__all__ = ["HEADER_BYTES", "BlockError", "Framer", "ParsedBlock", "Reassembler", "parse_block", "partial_stream",
+           "scramble"]

@@ -117,7 +117,8 @@ class Reassembler:
 
     ``add`` and ``expire`` return finished images as dicts with ``image_id``, ``status``
     (``complete`` or ``incomplete``), ``data`` (bytes, empty when incomplete),
-    ``blocks``, ``missing`` and ``failed`` block indices. An image is finished when each
+    ``blocks``, ``missing`` and ``failed`` block indices; an incomplete image also has
+    ``parts`` (block index -> payload of each block that passed its CRC). An image is finished when each
     of its blocks is in or known failed, when a block of a newer image arrives (links
     deliver images in order; blocks within an image may come in any order), or after
     ``timeout`` seconds without a new block.
@@ -152,6 +153,7 @@ class Reassembler:
                "meta": p.meta}
         if not complete:
             rec["reason"] = reason or f"{len(p.failed)} failed and {len(missing)} missing of {p.count} blocks"
+            rec["parts"] = dict(p.parts)  # the CRC-checked blocks that did arrive, for a partial decode
         return rec
 
     def _is_done(self, image_id: int, count: int, now: float) -> bool:
@@ -255,3 +257,9 @@ def _valid_hint(hint) -> tuple[int, int, int] | None:
 def _older(a: int, b: int) -> bool:
     """16-bit sequence comparison: a comes before b (wraps around)."""
     return a != b and ((b - a) & 0xFFFF) < 0x8000
+
+
+def partial_stream(parts: dict, count: int, capacity: int) -> bytes:
+    """An incomplete image's stream: the blocks that arrived in place, each lost block as
+    ``capacity`` zero bytes (every block but the last is full), for a decoder told which."""
+    return b"".join(parts.get(i, bytes(capacity)) for i in range(count))

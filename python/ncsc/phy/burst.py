@@ -427,8 +427,9 @@ class BurstRx:
         def report(header=None, llr=None, symbols=None):
             return BurstReport(t0, cfo, 10 * np.log10(1 / nv), nv, header, llr, symbols)
 
+        refused = self.bad_length
         header = self.stage_header(hdr, nv)
-        if header is None and hdr.size == self.hdr_len:
+        if header is None and hdr.size == self.hdr_len and self.bad_length == refused:  # CRC failed: try again
             header = self.stage_header(self.equalised_header(x, t0f, cfo), nv)
         if header is None:
             return report()

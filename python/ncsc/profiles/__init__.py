@@ -34,7 +34,7 @@ _REQUIRED = ("name", "code", "modulation")
 _SECTIONS = {
     "code": {"k": int, "n": int},
     "ldpc": {"algorithm": str, "max_iter": int},
-    "codec": {"model": str, "max_pixels": int},
+    "codec": {"model": str, "max_pixels": int, "slice_rows": int, "slice_cols": int},
     "burst": {"sps": int, "rolloff": float, "threshold": float, "amplitude": float, "guard": int},
 }
 
@@ -65,6 +65,7 @@ class Profile:
     max_iter: int = 50
     model: str = "mse"
     max_pixels: int | None = None
+    slices: tuple[int, int] | None = None  # (latent rows, cols) per slice: graceful degradation
     burst: BurstSettings = field(default_factory=BurstSettings)
     source: str = ""
 
@@ -142,6 +143,11 @@ def parse(data, where: str = "<profile>") -> Profile:
         raise ProfileError(f"{where}: codec.model {codec['model']!r} is not one of {', '.join(_METRICS)}")
     if codec.get("max_pixels", 1) <= 0:
         raise ProfileError(f"{where}: codec.max_pixels must be positive")
+    if ("slice_rows" in codec) != ("slice_cols" in codec):
+        raise ProfileError(f"{where}: codec.slice_rows and codec.slice_cols go together")
+    slices = (codec["slice_rows"], codec["slice_cols"]) if "slice_rows" in codec else None
+    if slices is not None and not all(0 < v < 256 for v in slices):
+        raise ProfileError(f"{where}: codec.slice_rows and slice_cols must be within 1..255 latent positions")
     b = BurstSettings(**burst)
     if b.sps < 2 or not 0 <= b.rolloff <= 1 or not 0 < b.threshold < 1 or not 0 < b.amplitude <= 1 or b.guard < 0:
         raise ProfileError(f"{where}: burst settings out of range (sps >= 2, 0 <= rolloff <= 1, "
@@ -150,7 +156,7 @@ def parse(data, where: str = "<profile>") -> Profile:
                    description=vals.get("description", ""), demapper=vals.get("demapper", "exact"),
                    snr_type=vals.get("snr_type", "ebn0"), algorithm=ldpc.get("algorithm", "sum-product"),
                    max_iter=ldpc.get("max_iter", 50), model=codec.get("model", "mse"),
-                   max_pixels=codec.get("max_pixels"), burst=b, source=where)
+                   max_pixels=codec.get("max_pixels"), slices=slices, burst=b, source=where)
 
 
 def load_profile(spec: str | os.PathLike | Profile | None = None) -> Profile:
