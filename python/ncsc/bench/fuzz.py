@@ -94,12 +94,61 @@ def mutate_stream(base: bytes, rng: np.random.Generator) -> tuple[str, bytes]:
     return "8192x8192 empty z", forge_stream(fields, b"\0" * 4)
 
 
-def _codec_case(codec, bases: list[bytes], rng) -> str:
-    from ..codec.bitstream import BitstreamError
+SLICED_PAGE = 40
 
-    what, data = mutate_stream(bases[int(rng.integers(len(bases)))], rng)
+
+def mutate_sliced(base: bytes, rng: np.random.Generator) -> tuple[str, bytes, list, int | None]:
+    """One mutated sliced (version 2) stream: (what, bytes, lost pages, page hint)."""
+    from ..codec import bitstream as bs
+
+    buf = bytearray(base)
+    n_pages = -(-len(buf) // SLICED_PAGE)
+    op = int(rng.integers(6))
+    if op == 0:  # bit flips anywhere
+        for _ in range(int(rng.integers(1, 9))):
+            i = int(rng.integers(len(buf) * 8))
+            buf[i // 8] ^= 1 << (i % 8)
+        return "bitflip", bytes(buf), [], None
+    if op == 1:
+        return "truncate", bytes(buf[: int(rng.integers(len(buf)))]), [], None
+    if op == 2:  # pages lost, as the deframer hands them on (head pages too, sometimes)
+        lost = sorted({int(v) for v in rng.integers(0, n_pages, int(rng.integers(1, n_pages + 1)))})
+        for j in lost:
+            buf[j * SLICED_PAGE : (j + 1) * SLICED_PAGE] = bytes(len(buf[j * SLICED_PAGE : (j + 1) * SLICED_PAGE]))
+        return f"lost {len(lost)}/{n_pages} pages", bytes(buf), lost, SLICED_PAGE
+    if op == 3:  # a field of the fixed head at random, its CRC recomputed (both copies)
+        fields = list(bs._HDR2.unpack_from(buf))
+        i = int(rng.integers(1, len(fields)))
+        fields[i] = int(rng.integers(0, 1 << (8 * bs._HDR2.size // len(fields) if i < 7 else 16)))
+        try:
+            fixed = bs._HDR2.pack(*fields)
+        except struct.error:
+            return "head field (unpackable)", bytes(buf), [], None
+        buf[: bs.HEAD2_FIXED] = fixed + struct.pack(">I", zlib.crc32(fixed))
+        return f"head[{i}]", bytes(buf), [], None
+    if op == 4:  # slice lengths at random, the head's CRC recomputed
+        n = bs._HDR2.unpack_from(buf)[-1]
+        len_z = bs._HDR2.unpack_from(buf)[11]
+        start = bs.HEAD2_FIXED
+        for k in range(n):
+            struct.pack_into(">H", buf, start + 2 * k, int(rng.integers(0, 1 << 16)))
+        body = bytes(buf[start : start + 2 * n + len_z])
+        struct.pack_into(">I", buf, start + 2 * n + len_z, zlib.crc32(body))
+        return "slice lengths", bytes(buf), [], None
+    return "page mismatch", bytes(buf), [1], SLICED_PAGE * int(rng.integers(2, 5))
+
+
+def _codec_case(codec, bases: list[bytes], rng) -> str:
+    from ..codec.bitstream import BitstreamError, is_sliced
+
+    base = bases[int(rng.integers(len(bases)))]
+    lost, page = [], None
+    if is_sliced(base[:5]):
+        what, data, lost, page = mutate_sliced(base, rng)
+    else:
+        what, data = mutate_stream(base, rng)
     try:
-        codec.decompress(data)
+        codec.decompress(data, lost_pages=lost, page=page)
         return "decoded"
     except (BitstreamError, ValueError):
         return "refused"
@@ -203,6 +252,7 @@ def prepare(args) -> int:
         x = torch.nn.functional.interpolate(torch.rand(1, 3, h // 16, w // 16, generator=g), (h, w),
                                             mode="bicubic", align_corners=False).clamp(0, 1)
         bases.append(codec.compress(x)["bitstream"])
+    bases.append(codec.compress(x, slices=(2, 4), page=SLICED_PAGE)["bitstream"])  # version 2 too
     (Path(args.work) / "bases.bin").write_bytes(b"".join(struct.pack(">I", len(b)) + b for b in bases))
     return 0
 
