@@ -137,3 +137,40 @@ def test_link_delivers_part_of_a_sliced_image(tiny_codec, tmp_path):
     assert 0 < results["sliced"]["concealed"] < 1
     assert "psnr" in results["sliced"] and results["sliced"]["png"]
     assert results["whole"]["status"] == "failed"
+
+
+def test_progressive_deframer_and_sink_show_a_picture_building_up(tiny_codec, tmp_path):
+    """A progressive Deframer hands on interim PDUs as blocks arrive; the Decoder Sink decodes them
+    for display (no record, no file) and the final image gets its record as usual."""
+    from PIL import Image
+
+    from gnuradio import ncsc
+    from gnuradio.ncsc.blocks.image_viewer import parse_boxes
+    from gnuradio.ncsc.blocks.pdu import from_pdu
+
+    path = tmp_path / "pic.png"
+    y, x = np.mgrid[0:256, 0:384]
+    Image.fromarray(np.stack([x % 256, y, (x * y) % 256], -1).astype(np.uint8)).save(path)
+    framer = Framer(8 * (PAGE + 12))
+    meta, data = ImageSender(tiny_codec, slices=(4, 8), page=PAGE).encode(path)
+    blocks = framer.frame(meta["image_id"], data)
+    dfr = ncsc.deframer(k=framer.k, progressive=4)
+    out = []
+    dfr.message_port_pub = lambda port, msg: out.append(from_pdu(msg, np.uint8))  # collect what it hands on
+    for i, b in enumerate(blocks):
+        if i != len(blocks) - 2:  # one block of the slice area lost
+            dfr.process(dict(meta, block_index=i, block_count=len(blocks)), b)
+    dfr._publish(dfr.reasm.flush())
+    interim = [(m, d) for m, d in out if m.get("interim")]
+    final = [(m, d) for m, d in out if not m.get("interim")]
+    assert len(interim) >= 2 and len(final) == 1
+    assert [m["received"] for m, _ in interim] == sorted(m["received"] for m, _ in interim)
+    sink = ncsc.decoder_sink(str(tmp_path / "out"), codec=tiny_codec)
+    shown = [sink._decode(m, d.tobytes()) for m, d in interim + final]
+    assert len(sink.records) == 1 and sink.records[0]["status"] == "partial"
+    assert all(s[0].get("interim") for s in shown[:-1])
+    assert shown[-1][1].size and shown[-2][1].size  # a picture once the head is in (earlier: nothing to show)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["00000_pic.png"]  # interim: no files
+    boxes = parse_boxes(sink.records[0]["concealed_boxes"])
+    assert boxes and all(0 <= x0 < x1 <= 384 and 0 <= y0 < y1 <= 256 for x0, y0, x1, y1 in boxes)
+    assert parse_boxes("1,2,3;x;5,5,4,9;0,0,16,16") == [(0, 0, 16, 16)]

@@ -102,7 +102,7 @@ class ImageReceiver:
     from its header, before any decoding."""
 
     def __init__(self, codec_for, out_dir: str | os.PathLike | None = None, bits_per_symbol: int = 4,
-                 code_rate: float = 1 / 3, max_pixels: int | None = None):
+                 code_rate: float = 1 / 3, max_pixels: int | None = None, keep_image: bool = False):
         from .codec.bitstream import DEFAULT_MAX_PIXELS
 
         self.codec_for = codec_for  # metric -> codec
@@ -110,6 +110,7 @@ class ImageReceiver:
         self.bps = bits_per_symbol
         self.rate = code_rate
         self.max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+        self.keep_image = keep_image  # the decoded tensor in the record ("x_hat"), for a display
 
     def receive(self, meta: dict, data: bytes) -> dict:
         try:
@@ -160,8 +161,13 @@ class ImageReceiver:
         rec.update(status="ok", width=int(header.width), height=int(header.height),
                    bits=8 * sent_bytes, bpp=8 * sent_bytes / (header.width * header.height))
         if out.get("concealed"):
+            tiles = out["header"].tiles()
+            boxes = [(c0 * 16, r0 * 16, min(c1 * 16, header.width), min(r1 * 16, header.height))
+                     for r0, r1, c0, c1 in (tiles[i] for i in out["lost_slices"])]
+            boxes = [b for b in boxes if b[0] < b[2] and b[1] < b[3]]  # tiles in the padding: not shown
             rec.update(status="partial", concealed=float(out["concealed"]), lost_slices=len(out["lost_slices"]),
-                       reason=meta.get("reason", "blocks lost"))
+                       reason=meta.get("reason", "blocks lost"),
+                       concealed_boxes=";".join(",".join(str(v) for v in b) for b in boxes))  # pixels: x0,y0,x1,y1
         got = to_array(x_hat)
         ref_path = meta.get("path")
         if isinstance(ref_path, str) and "\0" not in ref_path and Path(ref_path).is_file():
@@ -175,6 +181,8 @@ class ImageReceiver:
         return self._write(rec, x_hat, meta)
 
     def _write(self, rec: dict, x_hat, meta: dict) -> dict:
+        if self.keep_image and x_hat is not None:
+            rec["x_hat"] = x_hat
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             iid = rec.get("image_id")
@@ -206,4 +214,4 @@ def _loss_map(meta: dict, blocks: int) -> tuple[tuple[int, ...], int | None]:
 
 def _jsonable(d: dict) -> dict:
     return {k: (float(v) if isinstance(v, (np.floating,)) else int(v) if isinstance(v, np.integer) else v)
-            for k, v in d.items()}
+            for k, v in d.items() if k != "x_hat"}

@@ -40,6 +40,9 @@ class decoder_sink(PduBlock):  # noqa: N801
         self.weights_dir = weights_dir
         self.receiver = ImageReceiver(self._codec_for, out_dir or None, bits_per_symbol, code_rate,
                                       max_pixels=max_pixels)
+        # interim pictures (a progressive Deframer): decoded, never written
+        self.preview = ImageReceiver(self._codec_for, None, bits_per_symbol, code_rate, max_pixels=max_pixels,
+                                     keep_image=True)
         self.records: list[dict] = []
         self.record_event = threading.Event()
         self._queue: queue.Queue = queue.Queue()
@@ -79,6 +82,8 @@ class decoder_sink(PduBlock):  # noqa: N801
         return True
 
     def process(self, meta, data):
+        if meta.get("interim") and self._queue.qsize():
+            return None  # a picture still arriving: shown only when the decoder has nothing else to do
         self._queue.put((meta, data.astype(np.uint8).tobytes()))
         self._ensure_worker()  # also when used outside a running flowgraph
         return None
@@ -95,6 +100,10 @@ class decoder_sink(PduBlock):  # noqa: N801
                 self.logger.error(f"image record failed: {exc}")
 
     def _decode(self, meta: dict, data: bytes):
+        if meta.get("interim"):  # a picture building up: decoded for display, no record, no file
+            rec = self.preview.receive(meta, data)
+            rec["interim"] = True
+            return {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool))}, self._png(rec)
         rec = self.receiver.receive(meta, data)
         self.records.append(rec)
         self.record_event.set()
@@ -111,3 +120,17 @@ class decoder_sink(PduBlock):  # noqa: N801
         png = rec.get("png")
         payload = np.fromfile(png, dtype=np.uint8) if png else np.zeros(0, np.uint8)
         return {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool))}, payload
+
+    def _png(self, rec: dict) -> np.ndarray:
+        x_hat = rec.pop("x_hat", None)
+        if x_hat is None:
+            return np.zeros(0, np.uint8)
+        import io
+
+        from PIL import Image
+
+        from ..codec.image import to_array
+
+        buf = io.BytesIO()
+        Image.fromarray(to_array(x_hat)).save(buf, format="PNG")
+        return np.frombuffer(buf.getvalue(), np.uint8)

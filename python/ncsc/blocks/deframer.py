@@ -22,12 +22,16 @@ from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
 
 
 class deframer(PduBlock):  # noqa: N801
-    def __init__(self, k: int | None = None, timeout: float = 5.0, profile=None):
-        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn)."""
+    def __init__(self, k: int | None = None, timeout: float = 5.0, profile=None, progressive: int = 0):
+        """Settings left as None come from ``profile`` (a name, a path or a Profile; default paper-awgn).
+        ``progressive``: also hand on an unfinished image every that many new blocks (``interim``
+        PDUs: what has arrived so far, for a viewer that shows a sliced picture as it builds up)."""
         PduBlock.__init__(self, "ncsc_deframer")
         self.k = int(k or link_profile(profile).k)
         self.capacity = Framer(self.k).capacity
         self.reasm = Reassembler(timeout=float(timeout))
+        self.progressive = max(0, int(progressive))
+        self._shown = {}  # image id -> blocks in at its last interim PDU
         self._lock = threading.Lock()
         self._ticker = Ticker(self._tick, 0.25, "ncsc_deframer_timeout")
 
@@ -72,5 +76,25 @@ class deframer(PduBlock):  # noqa: N801
                 if "block_index" in meta:
                     hint["block_index"] = int(meta["block_index"]) + j
                 events += self.reasm.add(bits, hint)
+            interim = self._interim() if self.progressive else []
         self._publish(events)
+        for meta_i, data_i in interim:
+            self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(meta_i, np.frombuffer(data_i, np.uint8)))
         return None
+
+    def _interim(self) -> list[tuple[dict, bytes]]:
+        """Unfinished images with ``progressive`` new blocks since their last interim PDU."""
+        out = []
+        for iid, p in self.reasm.pending.items():
+            got = len(p.parts)
+            if got and got - self._shown.get(iid, 0) >= self.progressive:
+                self._shown[iid] = got
+                lost = [i for i in range(p.count) if i not in p.parts]
+                meta = {k: v for k, v in p.meta.items() if k != "block_count"}
+                meta.update(image_id=iid, status="incomplete", interim=True, blocks=p.count, received=got,
+                            failed=sorted(p.failed), missing=[i for i in lost if i not in p.failed], lost=lost,
+                            block_bytes=self.capacity, reason=f"arriving: {got} of {p.count} blocks")
+                out.append((meta, partial_stream(p.parts, p.count, self.capacity)))
+        for iid in [i for i in self._shown if i not in self.reasm.pending]:
+            del self._shown[iid]
+        return out

@@ -5,7 +5,9 @@ The PDU payload is the PNG that the sink wrote; the caption is built from its re
 decoded / failed, codewords and their error rate, mean PSNR so far). The picture is
 scaled to the widget, keeping its aspect ratio, and follows window resizes. Messages
 arrive on a GNU Radio thread, so the image is handed to the Qt thread through a signal.
-A PDU that is not an image is logged and ignored. The optional ``bursts`` port takes Burst
+A PDU that is not an image is logged and ignored. Pictures still arriving (a progressive
+Deframer's ``interim`` PDUs) are shown as they build up; ``mark_concealed`` outlines the
+regions the decoder concealed. The optional ``bursts`` port takes Burst
 RX's output and shows a burst report line (SNR, carrier offset, modulation, LDPC result).
 """
 
@@ -22,7 +24,7 @@ PORT_BURSTS = "bursts"
 
 
 class _Bridge(QtCore.QObject):
-    show = QtCore.pyqtSignal(bytes, str)
+    show = QtCore.pyqtSignal(bytes, str, str)
     burst = QtCore.pyqtSignal(str)
 
 
@@ -73,6 +75,19 @@ class LinkFigures:
                 f"codewords {self.codewords}, {self.failed_codewords} failed (FER {fer:.3g}){psnr}")
 
 
+def parse_boxes(text: str) -> list[tuple[int, int, int, int]]:
+    """The record's concealed regions, "x0,y0,x1,y1;..." in pixels (malformed entries skipped)."""
+    boxes = []
+    for part in str(text).split(";"):
+        try:
+            x0, y0, x1, y1 = (int(v) for v in part.split(","))
+        except ValueError:
+            continue
+        if 0 <= x0 < x1 and 0 <= y0 < y1:
+            boxes.append((x0, y0, x1, y1))
+    return boxes
+
+
 class BurstFigures:
     """The burst report line: the last burst (SNR, carrier offset, modulation, LDPC result) and
     counts so far, from NCSC Burst RX's output metadata (plain Python: tested without Qt)."""
@@ -98,8 +113,9 @@ class BurstFigures:
 
 
 class image_viewer(gr.basic_block):  # noqa: N801
-    def __init__(self, title: str = "NCSC", parent=None):
+    def __init__(self, title: str = "NCSC", parent=None, mark_concealed: bool = False):
         gr.basic_block.__init__(self, name="ncsc_image_viewer", in_sig=None, out_sig=None)
+        self.mark_concealed = bool(mark_concealed)
         self.message_port_register_in(pmt.intern(PORT_IN))
         self.set_msg_handler(pmt.intern(PORT_IN), self._handle)
         self.message_port_register_in(pmt.intern(PORT_BURSTS))
@@ -127,9 +143,15 @@ class image_viewer(gr.basic_block):  # noqa: N801
     def widget(self):
         return self._widget
 
-    def _show(self, png: bytes, caption: str) -> None:
+    def _show(self, png: bytes, caption: str, boxes: str) -> None:
         pix = QtGui.QPixmap()
         if png and pix.loadFromData(png, "PNG"):
+            if self.mark_concealed and boxes:
+                painter = QtGui.QPainter(pix)
+                painter.setPen(QtGui.QPen(QtGui.QColor(255, 40, 40), 2))
+                for x0, y0, x1, y1 in parse_boxes(boxes):
+                    painter.drawRect(x0, y0, x1 - x0 - 1, y1 - y0 - 1)
+                painter.end()
             self._image.set_image(pix)
         else:
             self._image.set_image(None)
@@ -162,5 +184,8 @@ class image_viewer(gr.basic_block):  # noqa: N801
             caption += f" ({meta.get('reason', '')})"
         if "codewords" in meta:
             caption += f"; {meta.get('codeword_errors', 0)} of {meta['codewords']} codewords failed"
-        self.figures.add(meta)
-        self._bridge.show.emit(data.tobytes(), caption)
+        if meta.get("interim"):
+            caption = f"arriving ({meta.get('reason', '')}): " + caption
+        else:
+            self.figures.add(meta)
+        self._bridge.show.emit(data.tobytes(), caption, str(meta.get("concealed_boxes", "")))
