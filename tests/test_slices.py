@@ -142,9 +142,9 @@ def test_link_delivers_part_of_a_sliced_image(tiny_codec, tmp_path):
 def test_progressive_deframer_and_sink_show_a_picture_building_up(tiny_codec, tmp_path):
     """A progressive Deframer hands on interim PDUs as blocks arrive; the Decoder Sink decodes them
     for display (no record, no file) and the final image gets its record as usual."""
+    from gnuradio import ncsc
     from PIL import Image
 
-    from gnuradio import ncsc
     from gnuradio.ncsc.blocks.image_viewer import parse_boxes
     from gnuradio.ncsc.blocks.pdu import from_pdu
 
