@@ -94,14 +94,17 @@ class decoder_sink(PduBlock):  # noqa: N801
             if item is _STOP:
                 return
             try:
-                meta, payload = self._decode(*item)
-                self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(meta, payload))
+                shown = self._decode(*item)
+                if shown is not None:
+                    self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(*shown))
             except Exception as exc:  # noqa: BLE001 - the worker must outlive any one image
                 self.logger.error(f"image record failed: {exc}")
 
     def _decode(self, meta: dict, data: bytes):
         if meta.get("interim"):  # a picture building up: decoded for display, no record, no file
             rec = self.preview.receive(meta, data)
+            if rec["status"] == "failed":
+                return None  # nothing to show yet (or a stream that only decodes whole)
             rec["interim"] = True
             return {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool))}, self._png(rec)
         rec = self.receiver.receive(meta, data)
