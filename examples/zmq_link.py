@@ -63,11 +63,13 @@ def build(args):
 
 
 def main(argv=None) -> int:
+    from gnuradio.ncsc.codec.registry import METRICS  # the one list of metrics
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("role", choices=["tx", "channel", "rx"])
     p.add_argument("--port", type=int, default=5555, help="TX->channel port; channel->RX uses port + 1")
     p.add_argument("--image", default=None, help="TX: image file, folder or a;b;c (default: a sample photo)")
-    p.add_argument("--model", choices=["mse", "ms-ssim"], default=None, help="TX: codec model (default: the profile's)")
+    p.add_argument("--model", choices=METRICS, default=None, help="TX: codec model (default: the profile's)")
     p.add_argument("--profile", default="ota-16qam", help="link profile, the same for all three roles")
     p.add_argument("--interval", type=float, default=0.0, help="TX: seconds between images")
     p.add_argument("--esn0", type=float, default=12.0, help="channel: Es/N0 in dB")

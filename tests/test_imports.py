@@ -12,7 +12,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "python" / "ncsc"
 CORE = ("codec", "fec", "modulation", "framing", "phy", "channel", "profiles")
-CORE_FILES = ("dsp.py", "imaging.py", "cpuprobe.py", "samples.py")
+CORE_FILES = ("dsp.py", "imaging.py", "cpuprobe.py", "samples.py", "link.py")
 UPPER = ("blocks", "bench", "train", "export", "loopback")
 
 

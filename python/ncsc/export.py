@@ -23,9 +23,11 @@ from .train import checkpoint_quant
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .codec.registry import METRICS  # the one list of metrics
+
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.export", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
-    p.add_argument("--metric", choices=["mse", "ms-ssim"], required=True)
+    p.add_argument("--metric", choices=METRICS, required=True)
     p.add_argument("--images", default=str(DEFAULT_IMAGES), help="evaluation folder (Kodak)")
     p.add_argument("--out", default=None, help="weights folder (default: the source tree's weights/)")
     p.add_argument("--threads", type=int, default=2)

@@ -41,9 +41,11 @@ def _worker(mode: str, folder: Path, work: Path, model: str, threads: int) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..codec.registry import METRICS  # the one list of metrics
+
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.determinism", description=__doc__.splitlines()[0])
     p.add_argument("--images", required=True)
-    p.add_argument("--model", choices=["mse", "ms-ssim"], default="mse")
+    p.add_argument("--model", choices=METRICS, default="mse")
     p.add_argument("--out", default="results")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="transforms in fp32 or bf16 for both processes (auto: bf16 where native)")

@@ -378,11 +378,13 @@ def run(cases: int, seed: int = 0, model: str = "mse", kinds=KINDS, timeout: flo
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..codec.registry import METRICS  # the one list of metrics
+
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.fuzz", description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=2000)
     p.add_argument("--quick", action="store_true", help="300 cases (about two minutes)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", choices=("mse", "ms-ssim"), default="mse")
+    p.add_argument("--model", choices=METRICS, default="mse")
     p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     p.add_argument("--timeout", type=float, default=30.0, help="seconds after which a case is a hang")
     p.add_argument("--max-pixels", type=int, default=None)
