@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -149,6 +150,18 @@ def export_weights(model: NcscModel, path: Path) -> str:
     return sha256(path)
 
 
+_NAMED: dict = {}
+_NAMED_LOCK = threading.Lock()
+
+
 def load_named_codec(model: str, weights_dir: str = "") -> NcscCodec:
-    """The shipped codec of a metric, from ``weights_dir`` when given (what the blocks take)."""
-    return load_codec(model, directory=weights_dir or None)
+    """The shipped codec of a metric, from ``weights_dir`` when given (what the blocks take).
+
+    Loaded once per process and shared: an Image Source and a Decoder Sink in one flowgraph
+    then verify and load the 22 MB of weights once, not twice (the encoder and the decoder use
+    different parts of the model, read-only)."""
+    key = (model, str(Path(weights_dir).resolve()) if weights_dir else "")
+    with _NAMED_LOCK:
+        if key not in _NAMED:
+            _NAMED[key] = load_codec(model, directory=weights_dir or None)
+        return _NAMED[key]
