@@ -21,12 +21,13 @@ import tempfile
 
 
 def main(argv=None) -> int:
+    from gnuradio.ncsc.channel.awgn import SNR_TYPES
     from gnuradio.ncsc.codec.registry import METRICS  # the one list of metrics
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--image", default=None, help="image file, folder or ';'-separated list (default: a sample photo)")
     p.add_argument("--snr", type=float, default=3.0, help="SNR in dB (default 3)")
-    p.add_argument("--snr-type", choices=["ebn0", "esn0"], default="ebn0",
+    p.add_argument("--snr-type", choices=SNR_TYPES, default="ebn0",
                    help="what --snr means: Eb/N0 per information bit (default) or Es/N0 per symbol")
     p.add_argument("--model", choices=METRICS, default="mse")
     p.add_argument("--seed", type=int, default=0, help="channel noise seed")

@@ -17,7 +17,7 @@ import torch
 
 from ..codec.coder import PRECISIONS
 from ..codec.image import load_image, ms_ssim, psnr, to_array
-from ..codec.registry import load_codec
+from ..codec.registry import METRICS, load_codec
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "kodak"
 ANCHORS = {  # CompressAI cheng2020-anchor quality 1 on Kodak (ANCHORS.md)
@@ -149,7 +149,7 @@ def plot(results: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.codec", description=__doc__.splitlines()[0])
     p.add_argument("--images", default=str(DEFAULT_IMAGES), help="folder of test images (Kodak)")
-    p.add_argument("--model", choices=["mse", "ms-ssim", "both"], default="both")
+    p.add_argument("--model", choices=(*METRICS, "both"), default="both")
     p.add_argument("--quick", action="store_true", help="4 images of one model (mse), under a minute")
     p.add_argument("--serial", type=int, default=1, help="also time the serial loop on this many images")
     p.add_argument("--threads", type=int, default=2)

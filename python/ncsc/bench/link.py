@@ -17,6 +17,7 @@ import numpy as np
 
 from ..channel import AwgnChannel
 from ..fec import LdpcDecoder, encode_vars, nr_code
+from ..fec.decoder import KERNELS
 from ..link import PlainLink
 from ..modulation import demodulate, modulate
 from ..profiles import DEFAULT_PROFILE, load_profile
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=DEFAULT_PROFILE, help="link profile: a shipped name or a .yml path")
     p.add_argument("--algorithm", default="sum-product")
     p.add_argument("--max-iter", type=int, default=50)
-    p.add_argument("--kernel", default="auto", choices=("auto", "c", "numba"),
+    p.add_argument("--kernel", default="auto", choices=KERNELS,
                    help="decoder kernel for the FER sweep and the main throughput figure")
     p.add_argument("--esn0", type=float, nargs="+", default=None,
                    help="Es/N0 points (dB) instead of the 2.0..5.0 sweep (needs 3.5 among them)")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..channel.awgn import SNR_TYPES
 from ..codec.image import IMAGE_SUFFIXES, load_image, ms_ssim, psnr, to_array
 from ..link import PlainLink
 from ..profiles import DEFAULT_PROFILE, load_profile
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.table1", description=__doc__.splitlines()[0])
     p.add_argument("--images", default=str(Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "kodak"))
     p.add_argument("--snr", type=float, default=3.0, help="SNR of the table (dB)")
-    p.add_argument("--snr-type", choices=["ebn0", "esn0"], default="ebn0")
+    p.add_argument("--snr-type", choices=SNR_TYPES, default="ebn0")
     p.add_argument("--profile", default=DEFAULT_PROFILE, help="link profile: a shipped name or a .yml path")
     p.add_argument("--sweep", default="0:10:1", help="SNR sweep for the cliff plot, start:stop:step (dB)")
     p.add_argument("--quick", action="store_true", help="3 images and one SNR")
