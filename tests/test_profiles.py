@@ -42,6 +42,8 @@ GOOD = {"name": "x", "code": {"k": 1536, "n": 4608}, "modulation": "qpsk"}
     ({"burst": {"spss": 4}}, "burst.spss"),
     ({"ldpc": {"max_iter": "many"}}, "ldpc.max_iter must be int"),
     ({"codec": {"model": "psnr"}}, "codec.model"),
+    ({"codec": {"slice_rows": 4}}, "go together"),
+    ({"codec": {"slice_rows": 0, "slice_cols": 24}}, "1..255"),
 ])
 def test_bad_profiles_name_the_field(change, match):
     with pytest.raises(ProfileError, match=match):
@@ -78,3 +80,8 @@ def test_blocks_take_their_settings_from_a_profile():
     assert ncsc.deframer(profile="paper-awgn").k == prof.k
     dec = ncsc.ldpc_decoder(profile="ota-16qam", max_iter=7)
     assert dec.decoder.max_iter == 7 and dec.decoder.code.n == prof.n
+
+
+def test_graceful_profile_slices():
+    prof = load_profile("paper-awgn-graceful")
+    assert prof.slices == (4, 24) and load_profile("paper-awgn").slices is None
