@@ -199,43 +199,68 @@ class NcscCodec:
         mean = (w * mu).sum(axis=1) / np.maximum(w.sum(axis=1), 1) / MEAN_STEPS
         return torch.from_numpy(mean.reshape(rows.size, self.M).T.reshape(self.M, r1 - r0, c1 - c0))
 
-    def _decode_tile(self, hs: torch.Tensor, r0, r1, c0, c1, order: str, string: bytes) -> torch.Tensor:
-        th, tw = r1 - r0, c1 - c0
-        hs_tile = hs[:, r0:r1, c0:c1].contiguous()
-        y_pad = torch.zeros((self.M, th + 4, tw + 4), dtype=torch.float64)
-        stream = RansStream(string)
-        for rows, cols in coding_order(th, tw, order):
-            r, c = torch.from_numpy(rows), torch.from_numpy(cols)
-            vals = stream.decode(*self._params(self.step_params(hs_tile, y_pad, r, c)))
-            if np.abs(vals).max() > Y_LIMIT:
-                raise bs.BitstreamError("latent value out of range (corrupted slice)")
-            y_pad[:, r + 2, c + 2] = torch.from_numpy(vals.reshape(r.numel(), self.M).T * float(2**FA))
-        if stream.state[1] != len(string):
-            raise bs.BitstreamError("slice has trailing bytes (corrupted)")
-        return y_pad[:, 2:-2, 2:-2] * 2.0**-FA
-
     def _decode_sliced(self, header: bs.SlicedHeader, z_string: bytes, slices: list) -> dict:
         zh, zw = header.z_shape
         z_hat = decode_z(self.model.entropy_bottleneck, z_string, (zh, zw))
         hs = self.hs(to_fixed(z_hat))[0]
         y = torch.zeros((self.M, 4 * zh, 4 * zw), dtype=torch.float64)
+        tiles = header.tiles()
+        present = [i for i, st in enumerate(slices) if st is not None]
+        damaged = self._decode_tiles(hs, y, [tiles[i] for i in present], [slices[i] for i in present], header.order)
+        lost = sorted({i for i, st in enumerate(slices) if st is None} | {present[j] for j in damaged})
         concealed = 0
-        lost = []
-        for i, ((r0, r1, c0, c1), string) in enumerate(zip(header.tiles(), slices, strict=True)):
-            tile = None
-            if string is not None:
-                try:
-                    tile = self._decode_tile(hs, r0, r1, c0, c1, header.order, string)
-                except (bs.BitstreamError, ValueError, OverflowError):
-                    tile = None  # a damaged slice is a lost slice: the others stand
-            if tile is None:
-                tile = self._conceal(hs, r0, r1, c0, c1)
-                concealed += (r1 - r0) * (c1 - c0)
-                lost.append(i)
-            y[:, r0:r1, c0:c1] = tile
+        for i in lost:
+            r0, r1, c0, c1 = tiles[i]
+            y[:, r0:r1, c0:c1] = self._conceal(hs, r0, r1, c0, c1)
+            concealed += (r1 - r0) * (c1 - c0)
         y_hat = y.unsqueeze(0)
         return {"x_hat": self._synthesize(y_hat, header.height, header.width), "y_hat": y_hat, "header": header,
                 "concealed": concealed / (y.shape[1] * y.shape[2]), "lost_slices": lost}
+
+    def _decode_tiles(self, hs: torch.Tensor, y: torch.Tensor, tiles: list, strings: list, order: str) -> set:
+        """Decode the tiles' strings into ``y``; returns the indices of tiles whose string turned out
+        damaged. The tiles are independent, so they advance together: one network step per
+        wavefront for all of them (a tile's wavefronts, not the image's, set the count)."""
+        pads = [torch.zeros((self.M, r1 - r0 + 4, c1 - c0 + 4), dtype=torch.float64) for r0, r1, c0, c1 in tiles]
+        streams = [RansStream(st) for st in strings]
+        orders = [coding_order(r1 - r0, c1 - c0, order) for r0, r1, c0, c1 in tiles]
+        damaged = set()
+        ar = torch.arange(5)
+        for t in range(max((len(o) for o in orders), default=0)):
+            live = [j for j in range(len(tiles)) if t < len(orders[j]) and j not in damaged]
+            if not live:
+                continue
+            hs_cols, patches, sizes = [], [], []
+            for j in live:
+                r0, _, c0, _ = tiles[j]
+                rows, cols = orders[j][t]
+                r, c = torch.from_numpy(rows), torch.from_numpy(cols)
+                pt = pads[j][:, r[:, None, None] + ar[None, :, None], c[:, None, None] + ar[None, None, :]]
+                patches.append(pt.permute(1, 0, 2, 3).reshape(r.numel(), -1))
+                hs_cols.append(hs[:, r + r0, c + c0].t())
+                sizes.append(r.numel())
+            raw = self._head(torch.cat(hs_cols), self.ctx.finish(torch.cat(patches) @ self.ctx_matrix))
+            w, s, mu = self._params(raw)
+            at = 0
+            for j, n in zip(live, sizes, strict=True):
+                rows, cols = orders[j][t]
+                sel = slice(at * self.M, (at + n) * self.M)
+                at += n
+                try:
+                    vals = streams[j].decode(w[sel], s[sel], mu[sel])
+                    if np.abs(vals).max() > Y_LIMIT:
+                        raise bs.BitstreamError("latent value out of range")
+                except (bs.BitstreamError, ValueError, OverflowError):
+                    damaged.add(j)  # a damaged slice is a lost slice: the others stand
+                    continue
+                r, c = torch.from_numpy(rows), torch.from_numpy(cols)
+                pads[j][:, r + 2, c + 2] = torch.from_numpy(vals.reshape(n, self.M).T * float(2**FA))
+        for j, ((r0, r1, c0, c1), stream, st) in enumerate(zip(tiles, streams, strings, strict=True)):
+            if j in damaged or stream.state[1] != len(st):
+                damaged.add(j)
+                continue
+            y[:, r0:r1, c0:c1] = pads[j][:, 2:-2, 2:-2] * 2.0**-FA
+        return damaged
 
     def _synthesize(self, y_hat: torch.Tensor, h: int, w: int) -> torch.Tensor:
         # Float convolutions round differently with a different number of threads (a few pixels
