@@ -174,3 +174,26 @@ def test_progressive_deframer_and_sink_show_a_picture_building_up(tiny_codec, tm
     boxes = parse_boxes(sink.records[0]["concealed_boxes"])
     assert boxes and all(0 <= x0 < x1 <= 384 and 0 <= y0 < y1 <= 256 for x0, y0, x1, y1 in boxes)
     assert parse_boxes("1,2,3;x;5,5,4,9;0,0,16,16") == [(0, 0, 16, 16)]
+
+
+def test_cliff_benchmark_runs_both_modes(tiny_codec, tmp_path):
+    """bench.cliff's measurement on two small pictures: graceful beside all-or-nothing, the rate
+    overhead of slicing, and every field of its JSON line."""
+    from PIL import Image
+
+    from gnuradio.ncsc.bench import cliff
+
+    rng = np.random.default_rng(1)
+    files = []
+    for i in range(2):
+        small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+        path = tmp_path / f"p{i}.png"
+        Image.fromarray(small).resize((512, 384), Image.BICUBIC).save(path)
+        files.append(path)
+    res = cliff.run(files, [0.5, 8.0], tiny_codec, "paper-awgn-graceful", progress=False)
+    for key in ("ebn0_db", "psnr", "psnr_all_or_nothing", "shown", "shown_all_or_nothing", "rate_overhead"):
+        assert key in res
+    assert res["shown"][1] == res["shown_all_or_nothing"][1] == 1.0  # 8 dB: everything arrives
+    assert res["shown"][0] >= res["shown_all_or_nothing"][0] and res["rate_overhead"] > 0
+    cliff.plot(res, tmp_path / "cliff.png")
+    assert (tmp_path / "cliff.png").stat().st_size > 0

@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.cliff", description=__doc__.splitlines()[0])
     p.add_argument("--images", default=str(Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "kodak"))
     p.add_argument("--quick", action="store_true", help="4 images at 1.5, 2.0 and 3.0 dB")
+    p.add_argument("--ebn0", type=float, nargs="+", default=None, help="Eb/N0 points (default 1.0 to 3.0 by 0.25)")
+    p.add_argument("--every", type=int, default=1, help="every n-th image of the folder (a faster, smaller run)")
     p.add_argument("--checkpoint", default=None, help="a training checkpoint instead of the shipped weights")
     p.add_argument("--profile", default=GRACEFUL, help="the sliced link (its slices; the whole stream beside it)")
     p.add_argument("--out", default="results")
@@ -109,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     files = expand_paths(args.images)
     if not files:
         p.error(f"no images in {args.images}")
-    snrs = [1.5, 2.0, 3.0] if args.quick else [1.0 + 0.25 * i for i in range(9)]
-    files = files[:4] if args.quick else files
+    snrs = args.ebn0 or ([1.5, 2.0, 3.0] if args.quick else [1.0 + 0.25 * i for i in range(9)])
+    files = files[:4] if args.quick else files[:: max(1, args.every)]
     if load_profile(args.profile).slices is None:
         p.error(f"profile {args.profile} does not slice (codec.slice_rows / slice_cols)")
     res = run(files, snrs, load_codec(args.checkpoint), args.profile)
