@@ -22,4 +22,8 @@ def test_fuzz_cases_end_cleanly():
     res = fuzz.run(200, seed=1, timeout=60.0, progress=False)
     assert res["cases"] == 200, res
     assert (res["crashes"], res["hangs"], res["uncaught"]) == (0, 0, 0), res["findings"]
-    assert res["max_rss_mb"] <= 1500 and res["max_decode_s"] <= 30, res
+    # memory: what the cases add to the child's start-up (imports, weights, kernels) is bounded;
+    # the start-up itself varies with the machine (a fresh clone compiled kernels there once)
+    assert 0 < res["baseline_rss_mb"] <= res["max_rss_mb"], res
+    assert res["max_rss_mb"] - res["baseline_rss_mb"] <= 600 and res["max_rss_mb"] <= 2048, res
+    assert res["max_decode_s"] <= 30, res
