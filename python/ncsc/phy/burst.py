@@ -303,10 +303,6 @@ class BurstRx:
         metric, corr = self.metric(samples[a0:])
         plateau = (N_SEG + 1) * SEG * sps
         head = (self.pre_len + self.hdr_len + N_SEG * SEG) * sps + 2 * self.taps.size
-        if self.code_bits is not None:  # no burst is shorter than the code's at its highest order:
-            # waiting for that many samples saves demodulating most bursts twice (once cut off)
-            shortest = min(payload_symbols(self.code_bits, m) for m in MODS)
-            head = max(head, (burst_symbols(shortest) + EQ_TAPS) * sps + self.taps.size)
         reports = []
         i = max(0, start - a0)
         self.pending_end = None
