@@ -12,7 +12,7 @@ import numpy as np
 
 from .channel import AwgnChannel
 from .fec import LdpcDecoder, encode, make_code
-from .framing import Framer, Reassembler, partial_stream
+from .framing import Framer, Reassembler, handoff
 from .modulation import bits_per_symbol, demodulate, modulate
 from .profiles import link_profile
 
@@ -61,13 +61,4 @@ class PlainLink:
         for i, bits in enumerate(res.bits):
             events += reasm.add(bits, dict(hint, block_index=i))
         events += reasm.flush()
-        ev = events[0]
-        out = dict(ev.pop("meta"))
-        out.pop("block_count", None)
-        payload = ev.pop("data")
-        parts = ev.pop("parts", None)
-        if parts:  # as the deframer hands on an incomplete image: what arrived, and the loss map
-            payload = partial_stream(parts, ev["blocks"], self.framer.capacity)
-            ev.update(lost=sorted(set(ev["failed"]) | set(ev["missing"])), block_bytes=self.framer.capacity)
-        out.update(ev)
-        return out, payload
+        return handoff(events[0], self.framer.capacity)  # as the Deframer hands it on

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pmt
 
-from ..framing import Framer, Reassembler, partial_stream
+from ..framing import Framer, Reassembler, handoff, partial_stream
 from ..profiles import link_profile
 from ._stream import Ticker
 from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
@@ -53,14 +53,7 @@ class deframer(PduBlock):  # noqa: N801
 
     def _publish(self, events):
         for ev in events:
-            meta = dict(ev.pop("meta"))
-            meta.pop("block_count", None)
-            data = ev.pop("data")
-            parts = ev.pop("parts", None)
-            if parts:  # what did arrive, lost blocks as zeros, and the loss map: a sliced stream decodes
-                data = partial_stream(parts, ev["blocks"], self.capacity)
-                ev.update(lost=sorted(set(ev["failed"]) | set(ev["missing"])), block_bytes=self.capacity)
-            meta.update(ev)
+            meta, data = handoff(ev, self.capacity)
             if meta["status"] != "complete":
                 self.logger.warn(f"image {meta['image_id']}: {meta.get('reason')}")
             self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(meta, np.frombuffer(data, np.uint8)))

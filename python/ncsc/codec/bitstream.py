@@ -42,7 +42,9 @@ class BitstreamError(ValueError):
 
 
 @dataclass(frozen=True)
-class Header:
+class StreamInfo:
+    """What both versions' headers say: the model, the image and the hyperprior string."""
+
     model_id: int
     metric: str
     quality: int
@@ -51,6 +53,10 @@ class Header:
     width: int
     z_shape: tuple[int, int]
     len_z: int
+
+
+@dataclass(frozen=True)
+class Header(StreamInfo):
     len_y: int
 
 
@@ -134,15 +140,7 @@ MIN_PAGE = 16
 
 
 @dataclass(frozen=True)
-class SlicedHeader:
-    model_id: int
-    metric: str
-    quality: int
-    order: str
-    height: int
-    width: int
-    z_shape: tuple[int, int]
-    len_z: int
+class SlicedHeader(StreamInfo):
     tile: tuple[int, int]
     page: int
     slice_lengths: tuple[int, ...]

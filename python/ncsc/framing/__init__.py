@@ -6,10 +6,11 @@ from .frame import (
     Framer,
     ParsedBlock,
     Reassembler,
+    handoff,
     parse_block,
     partial_stream,
     scramble,
 )
 
-__all__ = ["HEADER_BYTES", "BlockError", "Framer", "ParsedBlock", "Reassembler", "parse_block", "partial_stream",
-           "scramble"]
+__all__ = ["HEADER_BYTES", "BlockError", "Framer", "ParsedBlock", "Reassembler", "handoff", "parse_block",
+           "partial_stream", "scramble"]

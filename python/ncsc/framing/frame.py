@@ -263,3 +263,19 @@ def partial_stream(parts: dict, count: int, capacity: int) -> bytes:
     """An incomplete image's stream: the blocks that arrived in place, each lost block as
     ``capacity`` zero bytes (every block but the last is full), for a decoder told which."""
     return b"".join(parts.get(i, bytes(capacity)) for i in range(count))
+
+
+def handoff(event: dict, capacity: int) -> tuple[dict, bytes]:
+    """A finished image as the Deframer hands it on: (metadata, payload). An incomplete image
+    that has blocks carries them in place (lost ones as zeros) with the loss map (``lost``,
+    ``block_bytes``), so a sliced stream can be decoded in part; never a corrupted bit."""
+    ev = dict(event)
+    meta = dict(ev.pop("meta"))
+    meta.pop("block_count", None)
+    data = ev.pop("data")
+    parts = ev.pop("parts", None)
+    if parts:
+        data = partial_stream(parts, ev["blocks"], capacity)
+        ev.update(lost=sorted(set(ev["failed"]) | set(ev["missing"])), block_bytes=capacity)
+    meta.update(ev)
+    return meta, data
