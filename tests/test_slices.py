@@ -197,3 +197,12 @@ def test_cliff_benchmark_runs_both_modes(tiny_codec, tmp_path):
     assert res["shown"][0] >= res["shown_all_or_nothing"][0] and res["rate_overhead"] > 0
     cliff.plot(res, tmp_path / "cliff.png")
     assert (tmp_path / "cliff.png").stat().st_size > 0
+
+
+def test_a_slice_too_short_to_hold_a_coder_state_is_concealed_not_fatal(tiny_codec, sliced):
+    """A slice string under 4 bytes (no rANS state) is one damaged slice: the others decode."""
+    header, z, slices = bs.unpack_sliced(sliced["bitstream"])
+    slices = list(slices)
+    slices[1] = b"\x01\x02"
+    out = tiny_codec._decode_sliced(header, z, slices)
+    assert 1 in out["lost_slices"] and 0 not in out["lost_slices"]

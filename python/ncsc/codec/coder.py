@@ -64,6 +64,14 @@ def coding_order(h: int, w: int, order: str = "wavefront") -> list[tuple[np.ndar
     return steps
 
 
+def _patches(y_pad: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """The 5x5 neighbourhoods of positions (r, c) of a latent with a 2-pixel zero border, one row
+    per position: what the masked context convolution sees there."""
+    ar = torch.arange(5)
+    p = y_pad[:, r[:, None, None] + ar[None, :, None], c[:, None, None] + ar[None, None, :]]
+    return p.permute(1, 0, 2, 3).reshape(r.numel(), -1)
+
+
 class NcscCodec:
     """CompressAI-style ``compress``/``decompress`` around a trained model."""
 
@@ -111,10 +119,7 @@ class NcscCodec:
 
         ``y_pad`` is the latent at 2**FA with a 2-pixel zero border (undecoded positions are 0).
         """
-        ar = torch.arange(5)
-        patches = y_pad[:, r[:, None, None] + ar[None, :, None], c[:, None, None] + ar[None, None, :]]
-        patches = patches.permute(1, 0, 2, 3).reshape(r.numel(), -1)
-        return self._head(hs[:, r, c].t(), self.ctx.finish(patches @ self.ctx_matrix))
+        return self._head(hs[:, r, c].t(), self.ctx.finish(_patches(y_pad, r, c) @ self.ctx_matrix))
 
     def _params(self, raw: np.ndarray):
         w, s, mu = quantize_params(raw, FA, self.K, self.M)
@@ -147,13 +152,7 @@ class NcscCodec:
         hs = self.hs(to_fixed(z_hat))[0]
         if slices is not None:
             return self._compress_sliced(x, y_hat, z_hat, hs, z_strings[0], order, slices, page, reconstruct)
-        steps = coding_order(y.shape[2], y.shape[3], order)
-        rows = np.concatenate([s[0] for s in steps])
-        cols = np.concatenate([s[1] for s in steps])
-        raw = self.full_params(hs, y_hat, rows, cols)
-        wq, sq, mq = self._params(raw)
-        values = y_hat[0][:, rows, cols].t().reshape(-1).numpy().astype(np.int64)
-        y_string = encode_values(values, wq, sq, mq)
+        y_string = self._encode_tile(hs, y_hat, order)
         header = bs.Header(self.model_id, self.metric, self.quality, order, h, w, (zh, zw),
                            len(z_strings[0]), len(y_string))
         out = {"bitstream": bs.pack(header, z_strings[0], y_string), "strings": [[y_string], z_strings],
@@ -162,6 +161,16 @@ class NcscCodec:
             out["x_hat"] = self._synthesize(y_hat, h, w)
         return out
 
+    def _encode_tile(self, hs: torch.Tensor, tile: torch.Tensor, order: str) -> bytes:
+        """One rANS string for a tile of the latent (the whole latent: bitstream 1), in coding
+        order, the context model seeing zeros beyond the tile (its own zero padding)."""
+        steps = coding_order(tile.shape[2], tile.shape[3], order)
+        rows = np.concatenate([st[0] for st in steps])
+        cols = np.concatenate([st[1] for st in steps])
+        raw = self.full_params(hs, tile, rows, cols)
+        values = tile[0][:, rows, cols].t().reshape(-1).numpy().astype(np.int64)
+        return encode_values(values, *self._params(raw))
+
     def _compress_sliced(self, x, y_hat, z_hat, hs, z_string, order, slices, page, reconstruct) -> dict:
         th, tw = (int(v) for v in slices)
         if not (0 < th < 256 and 0 < tw < 256) or not bs.MIN_PAGE <= int(page) < 1 << 16:
@@ -169,14 +178,7 @@ class NcscCodec:
         h, w = x.shape[-2:]
         strings = []
         for r0, r1, c0, c1 in bs.tile_grid(y_hat.shape[2], y_hat.shape[3], th, tw):
-            tile = y_hat[:, :, r0:r1, c0:c1]
-            ctx = self.ctx(to_fixed(tile))[0]  # the masked conv sees zeros beyond the tile
-            steps = coding_order(r1 - r0, c1 - c0, order)
-            rows = np.concatenate([st[0] for st in steps])
-            cols = np.concatenate([st[1] for st in steps])
-            raw = self._head(hs[:, rows + r0, cols + c0].t(), ctx[:, rows, cols].t())
-            values = tile[0][:, rows, cols].t().reshape(-1).numpy().astype(np.int64)
-            strings.append(encode_values(values, *self._params(raw)))
+            strings.append(self._encode_tile(hs[:, r0:r1, c0:c1], y_hat[:, :, r0:r1, c0:c1], order))
         if max(len(st) for st in strings) >= 1 << 16:
             raise ValueError("a slice is longer than 65535 bytes: use smaller slices")
         zh, zw = z_hat.shape[-2:]
@@ -205,9 +207,7 @@ class NcscCodec:
         hs = self.hs(to_fixed(z_hat))[0]
         y = torch.zeros((self.M, 4 * zh, 4 * zw), dtype=torch.float64)
         tiles = header.tiles()
-        present = [i for i, st in enumerate(slices) if st is not None]
-        damaged = self._decode_tiles(hs, y, [tiles[i] for i in present], [slices[i] for i in present], header.order)
-        lost = sorted({i for i, st in enumerate(slices) if st is None} | {present[j] for j in damaged})
+        lost = sorted(self._decode_tiles(hs, y, tiles, slices, header.order))  # lost or damaged: concealed
         concealed = 0
         for i in lost:
             r0, r1, c0, c1 = tiles[i]
@@ -217,47 +217,50 @@ class NcscCodec:
         return {"x_hat": self._synthesize(y_hat, header.height, header.width), "y_hat": y_hat, "header": header,
                 "concealed": concealed / (y.shape[1] * y.shape[2]), "lost_slices": lost}
 
-    def _decode_tiles(self, hs: torch.Tensor, y: torch.Tensor, tiles: list, strings: list, order: str) -> set:
-        """Decode the tiles' strings into ``y``; returns the indices of tiles whose string turned out
-        damaged. The tiles are independent, so they advance together: one network step per
-        wavefront for all of them (a tile's wavefronts, not the image's, set the count)."""
+    def _decode_tiles(self, hs: torch.Tensor, y: torch.Tensor, tiles: list, strings: list, order: str) -> dict:
+        """Decode the tiles' strings into ``y``; returns {tile index: why} for the strings that are
+        missing (None) or turned out damaged (their tiles are left as they were). The tiles are independent, so
+        they advance together: one network step per wavefront for all of them (a tile's
+        wavefronts, not the image's, set the count; bitstream 1 is one tile)."""
+        damaged, streams = {}, []
+        for j, st in enumerate(strings):
+            try:
+                streams.append(RansStream(st) if st is not None else None)
+            except ValueError as exc:
+                damaged[j] = str(exc)
+                streams.append(None)
+            if st is None:
+                damaged[j] = "lost"
         pads = [torch.zeros((self.M, r1 - r0 + 4, c1 - c0 + 4), dtype=torch.float64) for r0, r1, c0, c1 in tiles]
-        streams = [RansStream(st) for st in strings]
         orders = [coding_order(r1 - r0, c1 - c0, order) for r0, r1, c0, c1 in tiles]
-        damaged = set()
-        ar = torch.arange(5)
         for t in range(max((len(o) for o in orders), default=0)):
             live = [j for j in range(len(tiles)) if t < len(orders[j]) and j not in damaged]
             if not live:
                 continue
-            hs_cols, patches, sizes = [], [], []
-            for j in live:
-                r0, _, c0, _ = tiles[j]
-                rows, cols = orders[j][t]
-                r, c = torch.from_numpy(rows), torch.from_numpy(cols)
-                pt = pads[j][:, r[:, None, None] + ar[None, :, None], c[:, None, None] + ar[None, None, :]]
-                patches.append(pt.permute(1, 0, 2, 3).reshape(r.numel(), -1))
-                hs_cols.append(hs[:, r + r0, c + c0].t())
-                sizes.append(r.numel())
+            steps = [(torch.from_numpy(orders[j][t][0]), torch.from_numpy(orders[j][t][1])) for j in live]
+            hs_cols = [hs[:, r + tiles[j][0], c + tiles[j][2]].t() for j, (r, c) in zip(live, steps, strict=True)]
+            patches = [_patches(pads[j], r, c) for j, (r, c) in zip(live, steps, strict=True)]
             raw = self._head(torch.cat(hs_cols), self.ctx.finish(torch.cat(patches) @ self.ctx_matrix))
             w, s, mu = self._params(raw)
             at = 0
-            for j, n in zip(live, sizes, strict=True):
-                rows, cols = orders[j][t]
+            for j, (r, c) in zip(live, steps, strict=True):
+                n = r.numel()
                 sel = slice(at * self.M, (at + n) * self.M)
                 at += n
                 try:
                     vals = streams[j].decode(w[sel], s[sel], mu[sel])
-                    if np.abs(vals).max() > Y_LIMIT:
-                        raise bs.BitstreamError("latent value out of range")
-                except (bs.BitstreamError, ValueError, OverflowError):
-                    damaged.add(j)  # a damaged slice is a lost slice: the others stand
+                except ValueError as exc:
+                    damaged[j] = str(exc)
                     continue
-                r, c = torch.from_numpy(rows), torch.from_numpy(cols)
+                if np.abs(vals).max() > Y_LIMIT:  # the encoder clamps: larger is corruption
+                    damaged[j] = "latent value out of range (corrupted stream)"
+                    continue
                 pads[j][:, r + 2, c + 2] = torch.from_numpy(vals.reshape(n, self.M).T * float(2**FA))
         for j, ((r0, r1, c0, c1), stream, st) in enumerate(zip(tiles, streams, strings, strict=True)):
-            if j in damaged or stream.state[1] != len(st):
-                damaged.add(j)
+            if j in damaged:
+                continue
+            if stream.state[1] != len(st):
+                damaged[j] = "latent stream has trailing bytes (corrupted)"
                 continue
             y[:, r0:r1, c0:c1] = pads[j][:, 2:-2, 2:-2] * 2.0**-FA
         return damaged
@@ -314,18 +317,9 @@ class NcscCodec:
         zh, zw = header.z_shape
         z_hat = decode_z(m.entropy_bottleneck, z_string, (zh, zw))
         hs = self.hs(to_fixed(z_hat))[0]
-        hy, wy = 4 * zh, 4 * zw
-        y_pad = torch.zeros((self.M, hy + 4, wy + 4), dtype=torch.float64)
-        stream = RansStream(y_string)
-        for rows, cols in coding_order(hy, wy, header.order):
-            r = torch.from_numpy(rows)
-            c = torch.from_numpy(cols)
-            raw = self.step_params(hs, y_pad, r, c)
-            vals = stream.decode(*self._params(raw))
-            if np.abs(vals).max() > Y_LIMIT:  # the encoder clamps: larger is corruption
-                raise bs.BitstreamError("latent value out of range (corrupted stream)")
-            y_pad[:, r + 2, c + 2] = torch.from_numpy(vals.reshape(r.numel(), self.M).T * float(2**FA))
-        if stream.state[1] != len(y_string):
-            raise bs.BitstreamError("latent stream has trailing bytes (corrupted)")
-        y_hat = (y_pad[:, 2:-2, 2:-2] * 2.0**-FA).unsqueeze(0)
+        y = torch.zeros((self.M, 4 * zh, 4 * zw), dtype=torch.float64)
+        damaged = self._decode_tiles(hs, y, [(0, 4 * zh, 0, 4 * zw)], [y_string], header.order)
+        if damaged:
+            raise bs.BitstreamError(damaged[0])
+        y_hat = y.unsqueeze(0)
         return {"x_hat": self._synthesize(y_hat, header.height, header.width), "y_hat": y_hat, "header": header}
