@@ -136,7 +136,9 @@ class ImageReceiver:
         lost, page = (), None
         if meta.get("status", "complete") != "complete":
             lost, page = _loss_map(meta, rec["codewords"])
-            if not data or page is None or not _sliced_pages(data, page):  # all-or-nothing stream
+            from .codec.bitstream import looks_sliced
+
+            if not data or page is None or not looks_sliced(data, page):  # all-or-nothing stream
                 rec.update(status="failed", reason=meta.get("reason", "incomplete image"))
                 return self._write(rec, None, meta)
         try:
@@ -157,9 +159,10 @@ class ImageReceiver:
             why = f"{meta.get('reason', 'incomplete image')}; " if lost else ""
             rec.update(status="failed", reason=f"{why}undecodable: {exc}")
             return self._write(rec, None, meta)
-        sent_bytes = len(data) if not lost else int(meta.get("bits", 8 * len(data))) // 8
+        # bits sent: the stream's length, or with blocks lost the sender's (checked) figure
+        bits = rec.get("bits", 8 * len(data)) if lost else 8 * len(data)
         rec.update(status="ok", width=int(header.width), height=int(header.height),
-                   bits=8 * sent_bytes, bpp=8 * sent_bytes / (header.width * header.height))
+                   bits=bits, bpp=bits / (header.width * header.height))
         if out.get("concealed"):
             tiles = out["header"].tiles()
             boxes = [(c0 * 16, r0 * 16, min(c1 * 16, header.width), min(r1 * 16, header.height))
@@ -193,13 +196,6 @@ class ImageReceiver:
                 rec["png"] = str(png)
             (self.out_dir / f"{stem}.json").write_text(json.dumps(_jsonable(rec), indent=1))
         return rec
-
-
-def _sliced_pages(data: bytes, page: int) -> bool:
-    """Whether a page of ``data`` starts a sliced (version 2) stream's head."""
-    from .codec.bitstream import is_sliced
-
-    return any(is_sliced(data[i : i + 5]) for i in range(0, min(len(data), 64 * page), page))
 
 
 def _loss_map(meta: dict, blocks: int) -> tuple[tuple[int, ...], int | None]:

@@ -130,10 +130,8 @@ class decoder_sink(PduBlock):  # noqa: N801
             return np.zeros(0, np.uint8)
         import io
 
-        from PIL import Image
-
-        from ..codec.image import to_array
+        from ..codec.image import save_png
 
         buf = io.BytesIO()
-        Image.fromarray(to_array(x_hat)).save(buf, format="PNG")
+        save_png(x_hat, buf)
         return np.frombuffer(buf.getvalue(), np.uint8)

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pmt
 
-from ..framing import Framer, Reassembler, handoff, partial_stream
+from ..framing import Framer, Reassembler, handoff
 from ..profiles import link_profile
 from ._stream import Ticker
 from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
@@ -82,12 +82,9 @@ class deframer(PduBlock):  # noqa: N801
             got = len(p.parts)
             if got and got - self._shown.get(iid, 0) >= self.progressive:
                 self._shown[iid] = got
-                lost = [i for i in range(p.count) if i not in p.parts]
-                meta = {k: v for k, v in p.meta.items() if k != "block_count"}
-                meta.update(image_id=iid, status="incomplete", interim=True, blocks=p.count, received=got,
-                            failed=sorted(p.failed), missing=[i for i in lost if i not in p.failed], lost=lost,
-                            block_bytes=self.capacity, reason=f"arriving: {got} of {p.count} blocks")
-                out.append((meta, partial_stream(p.parts, p.count, self.capacity)))
+                meta, data = handoff(self.reasm.snapshot(iid, f"arriving: {got} of {p.count} blocks"), self.capacity)
+                meta["interim"] = True
+                out.append((meta, data))
         for iid in [i for i in self._shown if i not in self.reasm.pending]:
             del self._shown[iid]
         return out

@@ -227,6 +227,20 @@ def is_sliced(data: bytes) -> bool:
     return len(data) >= 5 and data[:4] == MAGIC and data[4] == VERSION_SLICED
 
 
+HEAD_SEARCH_PAGES = 64  # how far into a damaged stream the head's copies are looked for
+
+
+def _head_candidates(data: bytes, page: int | None) -> list[int]:
+    """Where a head may start: the stream's start, or with losses any page start near it."""
+    return [0] if page is None else [j * page for j in range(min(HEAD_SEARCH_PAGES, max(1, len(data) // page)))]
+
+
+def looks_sliced(data: bytes, page: int) -> bool:
+    """Whether a page start of a damaged stream begins a sliced (version 2) head: an incomplete
+    image of bitstream 1 has nothing to decode, one of bitstream 2 may."""
+    return any(is_sliced(data[at : at + 5]) for at in _head_candidates(data, page))
+
+
 def unpack_sliced(data: bytes, lost_pages=(), page: int | None = None):
     """(header, z string, slices) of a version-2 stream; a slice on a lost page is None.
 
@@ -238,8 +252,7 @@ def unpack_sliced(data: bytes, lost_pages=(), page: int | None = None):
     data = bytes(data)
     lost = {int(i) for i in lost_pages}
     found = None
-    candidates = [0] if page is None else [j * page for j in range(min(64, max(1, len(data) // page)))]
-    for at in candidates:
+    for at in _head_candidates(data, page):
         if page is not None and at // page in lost:
             continue
         found = _parse_head(data, at)

@@ -59,7 +59,8 @@ def to_array(x: torch.Tensor) -> np.ndarray:
     return x[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
 
 
-def save_png(x: torch.Tensor, path: str | os.PathLike) -> None:
+def save_png(x: torch.Tensor, path) -> None:
+    """As a PNG file (a path, or a binary file object such as io.BytesIO)."""
     Image.fromarray(to_array(x)).save(path, format="PNG")
 
 

@@ -145,16 +145,12 @@ class Reassembler:
         if len(self.done) > 4 * self.max_images:
             for k in sorted(self.done, key=lambda i: self.done[i][0])[: len(self.done) // 2]:
                 del self.done[k]
-        missing = [i for i in range(p.count) if i not in p.parts and i not in p.failed]
-        complete = len(p.parts) == p.count
-        data = b"".join(p.parts[i] for i in range(p.count)) if complete else b""
-        rec = {"image_id": image_id, "status": "complete" if complete else "incomplete", "data": data,
-               "blocks": p.count, "received": len(p.parts), "missing": missing, "failed": sorted(p.failed),
-               "meta": p.meta}
-        if not complete:
-            rec["reason"] = reason or f"{len(p.failed)} failed and {len(missing)} missing of {p.count} blocks"
-            rec["parts"] = dict(p.parts)  # the CRC-checked blocks that did arrive, for a partial decode
-        return rec
+        return _event(image_id, p, reason)
+
+    def snapshot(self, image_id: int, reason: str) -> dict:
+        """An unfinished image as it stands, in the form of a finished one (``incomplete``, with
+        the blocks in so far), which stays pending: for a display of a picture still arriving."""
+        return _event(image_id, self.pending[image_id], reason)
 
     def _is_done(self, image_id: int, count: int, now: float) -> bool:
         """Whether a block belongs to an image already finished (else its id is free again)."""
@@ -235,6 +231,19 @@ class Reassembler:
 
     def flush(self) -> list[dict]:
         return [self._finish(i, "stream ended") for i in list(self.pending)]
+
+
+def _event(image_id: int, p: _Pending, reason: str = "") -> dict:
+    missing = [i for i in range(p.count) if i not in p.parts and i not in p.failed]
+    complete = len(p.parts) == p.count
+    data = b"".join(p.parts[i] for i in range(p.count)) if complete else b""
+    rec = {"image_id": image_id, "status": "complete" if complete else "incomplete", "data": data,
+           "blocks": p.count, "received": len(p.parts), "missing": missing, "failed": sorted(p.failed),
+           "meta": p.meta}
+    if not complete:
+        rec["reason"] = reason or f"{len(p.failed)} failed and {len(missing)} missing of {p.count} blocks"
+        rec["parts"] = dict(p.parts)  # the CRC-checked blocks that did arrive, for a partial decode
+    return rec
 
 
 def checked_int(value, lo: int, hi: int) -> int | None:
