@@ -11,7 +11,16 @@ from gnuradio.ncsc.fec import nr_code
 from gnuradio.ncsc.fec.encoder import encode
 from gnuradio.ncsc.modulation import demodulate
 from gnuradio.ncsc.phy import kernels
-from gnuradio.ncsc.phy.burst import DC_WINDOW, N_SEG, SEG, BurstRx, BurstTx, dc_block, rrc_taps
+from gnuradio.ncsc.phy.burst import DC_WINDOW, N_SEG, SEG, BurstRx, BurstTx, rrc_taps
+
+
+def _dc_block_numpy(x: np.ndarray, window: int = DC_WINDOW) -> np.ndarray:
+    """The detector's DC blocker as numpy expressions: minus a centred moving average."""
+    w = min(window, x.size)
+    c = np.concatenate([[0], np.cumsum(x.astype(np.complex128))])
+    lo = np.clip(np.arange(x.size) - w // 2, 0, x.size)
+    hi = np.clip(np.arange(x.size) + w - w // 2, 0, x.size)
+    return (x - (c[hi] - c[lo]) / np.maximum(hi - lo, 1)).astype(np.complex64)
 
 
 def _metric_numpy(x: np.ndarray, lag: int, win: int):
@@ -39,20 +48,26 @@ def test_detection_metric_matches_numpy():
     taps = rrc_taps(4, 0.35)
     lag = SEG * 4
     norm, corr = kernels.detection_metric(s, taps.astype(np.float64), lag, (N_SEG - 1) * lag, DC_WINDOW)
-    ref_norm, ref_p = _metric_numpy(np.convolve(dc_block(s), taps), lag, (N_SEG - 1) * lag)
+    ref_norm, ref_p = _metric_numpy(np.convolve(_dc_block_numpy(s), taps), lag, (N_SEG - 1) * lag)
     n = min(norm.size, ref_norm.size)
     assert n > 19000
     np.testing.assert_allclose(norm[:n], ref_norm[:n], atol=2e-4)
     np.testing.assert_allclose(corr[:n], ref_p[:n], rtol=1e-3, atol=1e-2)
 
 
-def test_interp_cubic_kernel_matches_numpy():
+def test_interp_cubic_matches_the_lagrange_formula():
     from gnuradio.ncsc.dsp import interp_cubic
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal(500) + 1j * rng.standard_normal(500)
     p = rng.uniform(-3, 505, 2000)
-    np.testing.assert_allclose(kernels.interp_cubic(x, p), interp_cubic(x, p), rtol=1e-12, atol=1e-12)
+    q = np.clip(p, 1, x.size - 3)
+    i = np.floor(q).astype(np.int64)
+    m = q - i
+    ref = (-m * (m - 1) * (m - 2) / 6 * x[i - 1] + (m + 1) * (m - 1) * (m - 2) / 2 * x[i]
+           - (m + 1) * m * (m - 2) / 2 * x[i + 1] + (m + 1) * m * (m - 1) / 6 * x[i + 2])
+    np.testing.assert_allclose(interp_cubic(x, p), ref, rtol=1e-12, atol=1e-12)
+    assert interp_cubic(x, np.full(3, 7.0)).shape == (3,) and np.allclose(interp_cubic(x, np.array([7.0])), x[7])
 
 
 @pytest.mark.parametrize("method", ["exact", "maxlog"])

@@ -33,13 +33,11 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.rx = BurstRx(int(sps), float(rolloff), float(threshold), code_bits=int(code_bits))
         self.sps = int(sps)
         self.samp_rate = float(samp_rate)
-        # the longest burst the code allows: its codeword at the lowest order (any header may come)
-        lengths = [payload_symbols(int(code_bits), m) for m in MODS]
-        self.burst_len = (burst_symbols(max(lengths)) + 16) * self.sps
         # searched every half of the shortest burst: the last burst of a finite stream must be
         # handed on with its own last samples, whatever its modulation
-        self.search_every = burst_symbols(min(lengths)) * self.sps // 2
-        self.chunk = 6 * self.burst_len
+        shortest = min(payload_symbols(int(code_bits), m) for m in MODS)
+        self.search_every = burst_symbols(shortest) * self.sps // 2
+        self.chunk = 6 * (self.rx.max_burst_samples() + 16 * self.sps)  # searched at once at the latest
         self.buf = np.zeros(0, np.complex64)
         self.base = 0  # absolute index of buf[0]
         self.done_until = -(1 << 62)  # absolute index up to which bursts were handled

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..dsp import interp_cubic
 from ..modulation import bits_per_symbol, demodulate, modulate
 from . import kernels
-from .kernels import interp_cubic
 
 SEG = 16
 N_SEG = 4
@@ -38,7 +38,7 @@ HEADER_REP = 4
 VERSION = 2  # 2: pilots from a QPSK sequence (1 had all-ones pilots)
 MODS = {"qpsk": 0, "16qam": 1, "64qam": 2}
 MAX_PAYLOAD_SYMBOLS = 8192  # no code this receiver is built for needs longer bursts
-DC_WINDOW = 1024  # detection's DC blocker: a notch ~1/DC_WINDOW wide at 0 Hz
+DC_WINDOW = 1024  # detection's DC blocker (centred moving average): a notch ~1/DC_WINDOW wide at 0 Hz
 
 
 def payload_symbols(code_bits: int, modulation: str) -> int:
@@ -74,17 +74,6 @@ def rrc_taps(sps: int, beta: float, span: int = 8) -> np.ndarray:
             h[i] = (np.sin(np.pi * x * (1 - beta)) + 4 * beta * x * np.cos(np.pi * x * (1 + beta))) / (
                 np.pi * x * (1 - (4 * beta * x) ** 2))
     return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
-
-
-def dc_block(x: np.ndarray, window: int = DC_WINDOW) -> np.ndarray:
-    """Subtract a centred moving average: removes a DC offset, a notch of ~1/window wide at 0 Hz."""
-    if x.size < 2:
-        return x
-    w = min(window, x.size)
-    c = np.concatenate([[0], np.cumsum(x.astype(np.complex128))])
-    lo = np.clip(np.arange(x.size) - w // 2, 0, x.size)
-    hi = np.clip(np.arange(x.size) + w - w // 2, 0, x.size)
-    return (x - (c[hi] - c[lo]) / np.maximum(hi - lo, 1)).astype(np.complex64)
 
 
 def _vertex(y: list, limit: float) -> float | None:

@@ -125,23 +125,6 @@ def detection_metric(s, taps, lag, win, dc_window):
 
 
 @nb.njit(cache=True, nogil=True)
-def interp_cubic(x, p):
-    """x at fractional positions p, cubic Lagrange (as ``dsp.interp_cubic``)."""
-    out = np.empty(p.size, np.complex128)
-    hi = x.size - 3
-    for k in range(p.size):
-        q = min(max(p[k], 1.0), float(hi))
-        i = int(np.floor(q))
-        m = q - i
-        c0 = -m * (m - 1) * (m - 2) / 6
-        c1 = (m + 1) * (m - 1) * (m - 2) / 2
-        c2 = -(m + 1) * m * (m - 2) / 2
-        c3 = (m + 1) * m * (m - 1) / 6
-        out[k] = c0 * x[i - 1] + c1 * x[i] + c2 * x[i + 1] + c3 * x[i + 2]
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
 def pilot_windows(body, pp, pv, window):
     """Pilot tracking's figures for one window length (see ``burst.track_pilots``): the pilots
     against their sequence c = body[pp] conj(pv), their centred window means (truncated at the
