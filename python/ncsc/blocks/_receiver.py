@@ -25,7 +25,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
     the end of the stream, are counted and logged, not emitted.
     """
 
-    def __init__(self, sps: int = 4, rolloff: float = 0.35, samp_rate: float = 0.0, threshold: float = 0.6,
+    def __init__(self, sps: int = 4, rolloff: float = 0.35, samp_rate: float = 0.0, threshold: float = 0.5,
                  code_bits: int = 4608):
         gr.sync_block.__init__(self, name="ncsc_burst_receiver", in_sig=[np.complex64], out_sig=None)
         self.message_port_register_out(pmt.intern(PORT_OUT))
