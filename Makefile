@@ -13,7 +13,7 @@ LDPC_SO := python/ncsc/fec/_ldpc_qc.so
 CC ?= cc
 NCSC_CFLAGS ?= -O3 -march=native -Wall
 
-.PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-table1 bench-determinism train train-msssim plot-training install clean
+.PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-rx bench-gui bench-table1 bench-determinism train train-msssim plot-training install clean
 
 setup: apt $(STAMP) $(LDPC_SO)
 	@test -L $(SITE)/gnuradio/ncsc || (mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc)
@@ -53,6 +53,12 @@ bench-codec: setup
 
 bench-ota: setup
 	$(PY) -m gnuradio.ncsc.bench.ota
+
+bench-rx: setup
+	$(PY) -m gnuradio.ncsc.bench.rx
+
+bench-gui: setup
+	$(PY) -m gnuradio.ncsc.bench.gui
 
 bench-table1: setup
 	$(PY) -m gnuradio.ncsc.bench.table1

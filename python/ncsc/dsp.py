@@ -16,17 +16,46 @@ def interp_cubic(x: np.ndarray, p: np.ndarray) -> np.ndarray:
                          ).reshape(np.shape(p))
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def cubic_at(x, p):
+    """One value of :func:`interp_cubic` (for kernels that read x at computed positions)."""
+    q = min(max(p, 1.0), float(x.size - 3))
+    i = int(np.floor(q))
+    m = q - i
+    c0 = -m * (m - 1) * (m - 2) / 6
+    c1 = (m + 1) * (m - 1) * (m - 2) / 2
+    c2 = -(m + 1) * m * (m - 2) / 2
+    c3 = (m + 1) * m * (m - 1) / 6
+    return c0 * x[i - 1] + c1 * x[i] + c2 * x[i + 1] + c3 * x[i + 2]
+
+
 @nb.njit(cache=True, nogil=True)
 def _interp_cubic(x, p):
     out = np.empty(p.size, np.complex128)
-    hi = x.size - 3
     for k in range(p.size):
-        q = min(max(p[k], 1.0), float(hi))
-        i = int(np.floor(q))
-        m = q - i
-        c0 = -m * (m - 1) * (m - 2) / 6
-        c1 = (m + 1) * (m - 1) * (m - 2) / 2
-        c2 = -(m + 1) * m * (m - 2) / 2
-        c3 = (m + 1) * m * (m - 1) / 6
-        out[k] = c0 * x[i - 1] + c1 * x[i] + c2 * x[i + 1] + c3 * x[i + 2]
+        out[k] = cubic_at(x, p[k])
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def fir_full(x, taps):
+    """np.convolve(x, taps) ('full') of a complex signal with real taps, in complex128: the
+    receiver's matched filter over one burst's window (numpy convolves complex by complex,
+    twice the work)."""
+    n, t_len = x.size, taps.size
+    pad = t_len - 1
+    xr = np.zeros(n + 2 * pad)
+    xi = np.zeros(n + 2 * pad)
+    for i in range(n):
+        xr[pad + i] = x[i].real
+        xi[pad + i] = x[i].imag
+    rev = taps[::-1].copy()
+    out = np.empty(n + pad, np.complex128)
+    for u in range(n + pad):
+        ar = 0.0
+        ai = 0.0
+        for j in range(t_len):
+            ar += rev[j] * xr[u + j]
+            ai += rev[j] * xi[u + j]
+        out[u] = complex(ar, ai)
     return out

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
-from ..dsp import interp_cubic
+from ..dsp import fir_full, interp_cubic
 from ..modulation import bits_per_symbol, demodulate, modulate
 from . import kernels
 
@@ -144,6 +145,14 @@ def header_bits(modulation: str, code_id: int, n_symbols: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(raw, np.uint8))
 
 
+@lru_cache(maxsize=64)
+def _training(modulation: str, code_id: int, n_symbols: int) -> np.ndarray:
+    """Preamble and header of a burst, the equaliser's training symbols (cached, read-only)."""
+    out = np.concatenate([PREAMBLE, header_symbols(modulation, code_id, n_symbols)]).astype(np.complex128)
+    out.setflags(write=False)
+    return out
+
+
 def header_symbols(modulation: str, code_id: int, n_symbols: int) -> np.ndarray:
     """The header as sent: its bits repeated HEADER_REP times, rotated BPSK (complex128)."""
     return (1.0 - 2.0 * np.tile(header_bits(modulation, code_id, n_symbols), HEADER_REP)) * HDR_ROT
@@ -174,10 +183,13 @@ def insert_pilots(data: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
+@lru_cache(maxsize=64)
 def pilot_positions(n_data: int) -> np.ndarray:
+    """Pilot indices in a body of n_data payload symbols (read-only: cached, asked per burst)."""
     n_blocks = -(-n_data // PILOT_EVERY)
-    pos = [b * (PILOT_EVERY + 1) for b in range(n_blocks)]
-    return np.array(pos + [n_data + n_blocks], dtype=np.int64)
+    pos = np.append(np.arange(n_blocks, dtype=np.int64) * (PILOT_EVERY + 1), n_data + n_blocks)
+    pos.setflags(write=False)
+    return pos
 
 
 @dataclass
@@ -239,6 +251,16 @@ class BurstRx:
         self.pre_len = PREAMBLE.size
         self.hdr_len = HEADER_BITS * HEADER_REP
         self.false_alarms = 0
+        # the detection metric from every second matched-filter output at 4+ samples per symbol
+        # (half the work; kernels.detection_metric says why it loses nothing)
+        self.detect_step = 2 if sps >= 4 and (SEG * sps) % 2 == 0 else 1
+        # samples after a detection before even the shortest burst the code allows can be whole
+        # (the detection may lead the burst by the timing search's span): a stream search defers
+        # a detection closer to the end than this without reading its header
+        self.min_burst = 0
+        if code_bits is not None:
+            shortest = min(burst_symbols(payload_symbols(code_bits, m)) for m in MODS)
+            self.min_burst = max(0, (shortest - N_SEG * SEG - 8) * sps)
 
     def length_ok(self, header: dict) -> bool:
         """Whether a header's payload length is one this link can have."""
@@ -255,7 +277,7 @@ class BurstRx:
         centred average that already sees the burst) would otherwise read as a preamble there."""
         lag = SEG * self.sps
         return kernels.detection_metric(np.ascontiguousarray(samples, np.complex64), self._taps64, lag,
-                                        (N_SEG - 1) * lag, DC_WINDOW)
+                                        (N_SEG - 1) * lag, DC_WINDOW, self.detect_step)
 
     def max_burst_samples(self) -> int:
         """Samples of the longest burst a header may announce (the code's at its lowest order)."""
@@ -305,6 +327,10 @@ class BurstRx:
             if not final and (d0 + plateau > metric.size or a0 + d0 + head > samples.size):
                 self.resume_at = a0 + d0  # its preamble or header is still arriving
                 break
+            if not final and a0 + d0 + self.min_burst > samples.size:
+                # not whole whatever its header says: search again once the shortest could be
+                self.pending_end, self.resume_at = a0 + d0 + self.min_burst, a0 + d0
+                break
             # the peak of the plateau that follows the first crossing (the whole preamble's span:
             # a crossing on leftover DC or noise just before a burst must not cut the search short)
             peak = d0 + int(np.argmax(metric[d0 : d0 + plateau]))
@@ -334,7 +360,7 @@ class BurstRx:
         lo = max(0, coarse - (N_SEG * SEG + 8) * sps - t_len)
         hi = min(samples.size, coarse + self.max_burst_samples() + (N_SEG * SEG + 2 * EQ_TAPS + 8) * sps)
         seg = samples[lo:hi]
-        x = np.convolve(seg - seg.mean(), self.taps)
+        x = fir_full(seg - seg.mean(), self._taps64)
         if hi < samples.size:
             x = x[: hi - lo]  # the filter's tail there would lack the samples that follow
         rep = self._demodulate(x, coarse - lo, sc_angle)
@@ -380,13 +406,11 @@ class BurstRx:
             return offset
         ends = np.minimum(starts + group, known_k.size)
         rot = np.exp(-2j * np.pi * cfo * known_k) * np.conj(known_v)
+        taus = np.array([-d, 0.0, d])
         for _ in range(2):
             base = t0 + known_k * sps + offset + drift * known_k
             # per group, the correlation at -d, 0, +d samples: all groups in one pass
-            c = np.empty((3, starts.size), np.complex128)
-            for j, tau in enumerate((-d, 0, d)):
-                cs = np.concatenate([[0], np.cumsum(interp_cubic(x, base + tau) * rot)])
-                c[j] = cs[ends] - cs[starts]
+            c = kernels.group_correlations(x, base.astype(np.float64), taus, rot, starts, ends)
             mag = np.abs(c[1])
             ok = mag >= 1e-12
             ref = np.conj(c[1]) / np.where(ok, mag, 1.0)
@@ -404,6 +428,7 @@ class BurstRx:
         """The stages for one detected burst: timing, carrier and header, resampling, residual
         carrier, equaliser and tracking, demapping. None when there was no preamble after all."""
         cfo = sc_angle / (2 * np.pi * SEG)  # cycles per symbol, from the detector
+        x = np.ascontiguousarray(x, np.complex128)  # what the compiled stages read
         t0 = self.stage_timing(x, coarse, cfo)
         if t0 is None:
             return None
@@ -437,7 +462,7 @@ class BurstRx:
 
     def _read(self, x: np.ndarray, t: float, kk: np.ndarray, cfo: float) -> np.ndarray:
         """Symbols kk read at fractional sample time t + kk*sps, carrier offset removed."""
-        return interp_cubic(x, t + kk * self.sps) * np.exp(-2j * np.pi * cfo * kk)
+        return kernels.read_symbols(x, float(t), np.asarray(kk, np.int64), self.sps, float(cfo))
 
     def stage_timing(self, x: np.ndarray, coarse: int, cfo: float) -> int | None:
         """Whole-sample burst start: the best preamble correlation around the detector's peak;
@@ -451,10 +476,9 @@ class BurstRx:
         hi = min(coarse + N_SEG * SEG * sps, x.size - self.pre_len * sps + 1)
         if hi <= lo:
             return None
-        ts = np.arange(lo, hi)
-        corr = np.abs(x[ts[:, None] + n[None, :] * sps] @ (np.conj(PREAMBLE) * rot))
+        corr = kernels.preamble_search(x, lo, hi, sps, np.conj(PREAMBLE) * rot)
         i_best = int(np.argmax(corr))
-        best, best_t = float(corr[i_best]), int(ts[i_best])
+        best, best_t = float(corr[i_best]), lo + i_best
         seg_energy = np.sum(np.abs(x[best_t : best_t + self.pre_len * sps : sps]) ** 2)
         if best**2 < 0.3 * self.pre_len * seg_energy:  # weak match to the known preamble: a false alarm
             return None
@@ -532,8 +556,7 @@ class BurstRx:
         if t0f + (total + half_taps) * sps > x.size - 1:
             return None
         # the training symbols: preamble and the now-known header
-        known = np.concatenate([PREAMBLE, header_symbols(header["modulation"], header["code_id"], n_data)]).astype(
-            np.complex128)
+        known = _training(header["modulation"], header["code_id"], n_data)
         drift = self._clock_drift(x, t0f, total)
         # the offset from the preamble and header: contiguous known symbols, no unknown neighbours
         offset = self._timing_offset(x, t0f, cfo, drift, np.arange(body0), known)

@@ -11,34 +11,46 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from ..dsp import cubic_at
+
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
-def _fir_full(pr, pi, taps_rev, n):
-    """'full' convolution of the zero-padded (pr, pi) (n samples, len(taps)-1 zeros each side)."""
+def _fir_full(pr, pi, taps_rev, n, step):
+    """Every ``step``-th output of the 'full' convolution of the zero-padded (pr, pi) (n samples,
+    len(taps)-1 zeros each side)."""
     t_len = taps_rev.size
-    m = n + t_len - 1
+    m = (n + t_len - 1 + step - 1) // step
     xr = np.empty(m, np.float32)
     xi = np.empty(m, np.float32)
-    for u in range(m):
+    for q in range(m):
+        u = q * step
         ar = np.float32(0.0)
         ai = np.float32(0.0)
         for j in range(t_len):
             ar += taps_rev[j] * pr[u + j]
             ai += taps_rev[j] * pi[u + j]
-        xr[u] = ar
-        xi[u] = ai
+        xr[q] = ar
+        xi[q] = ai
     return xr, xi
 
 
 @nb.njit(cache=True, nogil=True)
-def detection_metric(s, taps, lag, win, dc_window):
+def detection_metric(s, taps, lag, win, dc_window, step=1):
     """Schmidl-Cox metric of ``s`` after a centred DC blocker (``dc_window`` samples) and the
     matched filter ``taps`` ('full' convolution): (normalised correlation, correlation) per
     start position t over windows of ``win + lag`` samples, each window's own mean removed
-    (see ``BurstRx._metric``)."""
+    (see ``BurstRx._metric``).
+
+    ``step`` > 1 (dividing lag and win) computes it from every step-th filter output and
+    holds each value for step positions: the filtered signal is oversampled (sps 4, its band
+    a third of the rate), so every second output carries nearly all of its information, at
+    half the work."""
     n = s.size
     t_len = taps.size
-    m = n + t_len - 1
+    m_full = n + t_len - 1
+    span_full = win + lag
+    lag //= step
+    win //= step
     span = win + lag
     # DC blocker: subtract the centred moving average (edges: the samples there are)
     pad = t_len - 1
@@ -73,12 +85,16 @@ def detection_metric(s, taps, lag, win, dc_window):
             di[pad + i] = s[i].imag - (csi[hi] - csi[lo]) / c
     # matched filter, full convolution: a dot product per output over zero-padded input (the
     # form LLVM vectorises; fastmath only on this kernel's float32 sums)
-    xr, xi = _fir_full(dr, di, taps.astype(np.float32)[::-1].copy(), n)
+    xr, xi = _fir_full(dr, di, taps.astype(np.float32)[::-1].copy(), n, step)
+    m = xr.size
+    n_full = m_full - span_full if m_full > span_full else 0
     n_out = m - span if m > span else 0
+    norm_full = np.zeros(n_full, np.float64)
+    corr_full = np.zeros(n_full, np.complex64)
+    if n_out == 0:
+        return norm_full, corr_full
     norm = np.zeros(n_out, np.float64)
     corr = np.zeros(n_out, np.complex64)
-    if n_out == 0:
-        return norm, corr
     # running sums over the windows, in real arithmetic (re-seeded every 4096 positions so
     # rounding cannot drift): p = sum x[u+lag] conj(x[u]), energy, and the sums for the means
     scale = (win // lag) / (win // lag + 1.0)
@@ -121,7 +137,13 @@ def detection_metric(s, taps, lag, win, dc_window):
             ec = max(e - span * mu2, 0.0)
             corr[t] = complex(qr, qi)
             norm[t] = np.sqrt(qr * qr + qi * qi) / max(ec * scale, 1e-12)
-    return norm, corr
+    if step == 1:
+        return norm, corr
+    for t in range(n_full):  # held for step positions, on the full-rate time axis
+        q = min(t // step, n_out - 1)
+        norm_full[t] = norm[q]
+        corr_full[t] = corr[q]
+    return norm_full, corr_full
 
 
 @nb.njit(cache=True, nogil=True)
@@ -171,4 +193,42 @@ def symbol_rate_lines(x, starts, stops, sps):
         for n in range(starts[k], stops[k]):
             acc += (x[n].real * x[n].real + x[n].imag * x[n].imag) * ph[n % sps]
         out[k] = acc
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def preamble_search(x, lo, hi, sps, ref):
+    """|sum_n x[t + n sps] ref[n]| for t in [lo, hi): the known-preamble correlation over the
+    detector's uncertainty (``BurstRx.stage_timing``; ref is the conjugate preamble, derotated)."""
+    out = np.empty(max(hi - lo, 0))
+    for t in range(lo, hi):
+        acc = 0j
+        for n in range(ref.size):
+            acc += x[t + n * sps] * ref[n]
+        out[t - lo] = abs(acc)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def read_symbols(x, t, kk, sps, cfo):
+    """Symbols kk read at fractional sample times t + kk sps (cubic interpolation), the carrier
+    offset cfo (cycles per symbol) removed (``BurstRx._read``)."""
+    out = np.empty(kk.size, np.complex128)
+    for q in range(kk.size):
+        k = kk[q]
+        out[q] = cubic_at(x, t + k * sps) * np.exp(-2j * np.pi * cfo * k)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def group_correlations(x, base, taus, rot, starts, ends):
+    """Per tau and group g: sum over i in [starts[g], ends[g]) of x(base[i] + tau) rot[i], x read
+    by cubic interpolation (``BurstRx._timing_offset``'s early/on-time/late correlations)."""
+    out = np.empty((taus.size, starts.size), np.complex128)
+    for j in range(taus.size):
+        for g in range(starts.size):
+            acc = 0j
+            for i in range(starts[g], ends[g]):
+                acc += cubic_at(x, base[i] + taus[j]) * rot[i]
+            out[j, g] = acc
     return out
