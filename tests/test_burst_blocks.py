@@ -175,3 +175,23 @@ def test_ten_images_through_the_burst_link_at_a_throttled_2_msps(tiny_codec, sma
     assert max_buf <= rx.receiver.chunk + 8192  # never more than one search's worth waiting
     assert sent_at is not None and phy_done_at is not None
     assert phy_done_at - sent_at < 1.0  # the last bursts are through the PHY within a second
+
+
+def test_repeated_codeword_goes_out_as_one_burst_per_copy():
+    """A codeword the LDPC encoder repeated (ldpc_repeat) leaves the Burst Modulator as that many
+    bursts, each an ordinary burst of the code's length (the receiver takes each on its own)."""
+    from conftest import run_pdus
+
+    from gnuradio.ncsc.fec import encode, nr_code, repeat
+    from gnuradio.ncsc.phy import BurstRx
+
+    bits = np.random.default_rng(2).integers(0, 2, (1, 1536)).astype(np.uint8)
+    cw = encode(nr_code(), bits)[0]
+    msgs = run_pdus(ncsc.burst_modulator(), [to_pdu({"ldpc_repeat": 2}, repeat(cw, 2))], 2)
+    assert len(msgs) == 2
+    for msg in msgs:
+        meta, samples = from_pdu(msg, np.complex64)
+        assert "ldpc_repeat" not in meta
+        (rep,) = BurstRx(4, 0.35, 0.5, code_bits=4608).receive(np.concatenate([np.zeros(300, np.complex64),
+                                                                               samples * 2]))
+        np.testing.assert_array_equal((rep.llr > 0).astype(np.uint8), cw)

@@ -32,6 +32,42 @@ def test_ldpc_decoder_block_reports_per_codeword():
     np.testing.assert_array_equal(dec[:1536], bits[0])
 
 
+def test_repeated_codewords_through_the_ldpc_blocks():
+    """ldpc_repeat r: the encoder sends the codeword r times, the decoder adds the copies' LLRs
+    (two copies each too noisy alone decode together); a bad factor drops the PDU."""
+    from gnuradio.ncsc.fec import combine
+
+    bits = RNG.integers(0, 2, 1536).astype(np.uint8)
+    (msg,) = run_pdus(ncsc.ldpc_encoder(), [to_pdu({"ldpc_repeat": 2}, bits)], 1)
+    meta, cw = from_pdu(msg, np.uint8)
+    assert cw.size == 2 * 4608 and meta["ldpc_repeat"] == 2
+    np.testing.assert_array_equal(cw[:4608], cw[4608:])
+    rng = np.random.default_rng(9)
+    sigma = 1.25  # BPSK at Es/N0 about -2 dB: one copy fails, two added decode
+    llr = (2 * (2 * cw.astype(np.float32) - 1) / sigma**2
+           + rng.normal(0, 2 / sigma, cw.size)).astype(np.float32)
+    (alone,) = run_pdus(ncsc.ldpc_decoder(max_iter=30), [to_pdu({}, llr[:4608])], 1)
+    (both,) = run_pdus(ncsc.ldpc_decoder(max_iter=30), [to_pdu({"ldpc_repeat": 2}, llr)], 1)
+    assert from_pdu(alone, np.uint8)[0]["ldpc_ok"] == [False]
+    meta, dec = from_pdu(both, np.uint8)
+    assert meta["ldpc_ok"] == [True] and meta["codewords"] == 1
+    np.testing.assert_array_equal(dec, bits)
+    np.testing.assert_allclose(combine(llr, 4608, 2), llr[:4608] + llr[4608:], rtol=1e-6)
+    dec_block = ncsc.ldpc_decoder(max_iter=5)
+    out = run_pdus(dec_block, [to_pdu({"ldpc_repeat": 9}, llr), to_pdu({}, llr[:4608])], 1)
+    assert len(out) == 1 and dec_block.n_dropped == 1
+
+
+def test_framer_marks_the_head_blocks_for_repetition():
+    data = np.arange(1000, dtype=np.uint32).astype(np.uint8)  # 6 blocks of 180 bytes
+    msgs = run_pdus(ncsc.framer(profile="paper-awgn-graceful"), [to_pdu({"image_id": 1, "head_blocks": 2}, data)],
+                    6)
+    reps = [from_pdu(m, np.uint8)[0].get("ldpc_repeat") for m in msgs]
+    assert reps == [2, 2, None, None, None, None]
+    plain = run_pdus(ncsc.framer(), [to_pdu({"image_id": 1, "head_blocks": 2}, data)], 6)
+    assert all("ldpc_repeat" not in from_pdu(m, np.uint8)[0] for m in plain)
+
+
 def test_qam_mapper_and_soft_demapper_blocks():
     bits = RNG.integers(0, 2, 400).astype(np.uint8)
     (sym_msg,) = run_pdus(ncsc.qam_mapper("16qam"), [to_pdu({}, bits)], 1)

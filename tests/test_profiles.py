@@ -44,6 +44,8 @@ GOOD = {"name": "x", "code": {"k": 1536, "n": 4608}, "modulation": "qpsk"}
     ({"codec": {"model": "psnr"}}, "codec.model"),
     ({"codec": {"slice_rows": 4}}, "go together"),
     ({"codec": {"slice_rows": 0, "slice_cols": 24}}, "1..255"),
+    ({"ldpc": {"head_repeat": 2}}, "needs codec.slice_rows"),
+    ({"ldpc": {"head_repeat": 5}, "codec": {"slice_rows": 4, "slice_cols": 24}}, "head_repeat must be within"),
 ])
 def test_bad_profiles_name_the_field(change, match):
     with pytest.raises(ProfileError, match=match):

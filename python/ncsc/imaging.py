@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .codec.bitstream import head_pages
 from .codec.image import IMAGE_SUFFIXES, ImageError, load_image, ms_ssim, psnr, save_png, to_array
 from .framing.frame import checked_int
 
@@ -41,23 +42,37 @@ def expand_paths(spec: str | os.PathLike | list) -> list[Path]:
 class ImageSender:
     """Encodes images one by one; ids count up from ``first_id`` (16-bit, wrapping)."""
 
-    def __init__(self, codec, first_id: int = 0, slices: tuple[int, int] | None = None, page: int = 180):
+    def __init__(self, codec, first_id: int = 0, slices: tuple[int, int] | None = None, page: int = 180,
+                 head_copies: int = 2):
         """``slices=(rows, cols)``: sliced streams (tiles of latent rows x columns, pages of ``page``
-        bytes, the framer's block payload), which a lossy link delivers in part."""
+        bytes, the framer's block payload), which a lossy link delivers in part; their head goes
+        ``head_copies`` times into the stream (1 when the link repeats its blocks itself)."""
         self.codec = codec
         self.next_id = first_id & 0xFFFF
         self.slices, self.page = (tuple(slices) if slices else None), int(page)
+        self.head_copies = int(head_copies)
+
+    @classmethod
+    def for_profile(cls, codec, profile, page: int, first_id: int = 0) -> ImageSender:
+        """The sender a link profile asks for: its slicing, and the head once when the link
+        repeats the head's blocks (``ldpc.head_repeat``)."""
+        return cls(codec, first_id, profile.slices, page, 1 if profile.head_repeat > 1 else 2)
 
     def encode(self, path: Path) -> tuple[dict, bytes]:
         """(meta, bitstream) for one file; raises ImageError / ValueError with a clear message."""
         x = load_image(path)
         t0 = time.perf_counter()
-        out = self.codec.compress(x, slices=self.slices, page=self.page) if self.slices else self.codec.compress(x)
+        if self.slices:
+            out = self.codec.compress(x, slices=self.slices, page=self.page, head_copies=self.head_copies)
+        else:
+            out = self.codec.compress(x)
         data = out["bitstream"]
         h, w = x.shape[-2:]
         meta = {"image_id": self.next_id, "name": Path(path).name, "path": str(Path(path).resolve()),
                 "width": int(w), "height": int(h), "model": self.codec.metric, "quality": self.codec.quality,
                 "bits": 8 * len(data), "bpp": 8 * len(data) / (w * h), "encode_s": time.perf_counter() - t0}
+        if self.slices:  # the blocks a link may protect more (bitstream.head_pages)
+            meta["head_blocks"] = head_pages(data)
         self.next_id = (self.next_id + 1) & 0xFFFF
         return meta, data
 
@@ -102,7 +117,10 @@ class ImageReceiver:
     from its header, before any decoding."""
 
     def __init__(self, codec_for, out_dir: str | os.PathLike | None = None, bits_per_symbol: int = 4,
-                 code_rate: float = 1 / 3, max_pixels: int | None = None, keep_image: bool = False):
+                 code_rate: float = 1 / 3, max_pixels: int | None = None, keep_image: bool = False,
+                 head_repeat: int = 1):
+        """``head_repeat``: the link's repetition of a sliced image's head blocks (profile
+        ``ldpc.head_repeat``), counted in the record's channel symbols."""
         from .codec.bitstream import DEFAULT_MAX_PIXELS
 
         self.codec_for = codec_for  # metric -> codec
@@ -111,6 +129,7 @@ class ImageReceiver:
         self.rate = code_rate
         self.max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
         self.keep_image = keep_image  # the decoded tensor in the record ("x_hat"), for a display
+        self.head_repeat = int(head_repeat)
 
     def receive(self, meta: dict, data: bytes) -> dict:
         try:
@@ -129,7 +148,10 @@ class ImageReceiver:
         rec["codewords"] = _int_field(meta, "blocks", 0, 1 << 16) or _int_field(meta, "codewords", 0, 1 << 16) or 0
         lost = [meta.get("failed"), meta.get("missing")]
         rec["codeword_errors"] = sum(len(v) for v in lost if isinstance(v, (list, tuple)))
-        coded_bits = rec["codewords"] * (_int_field(meta, "ldpc_k", 1, 1 << 20) or 1536)
+        sent = rec["codewords"]  # codewords on the channel: the head's repeated ones too
+        if self.head_repeat > 1:
+            sent += min(_int_field(meta, "head_blocks", 0, 1 << 16) or 0, sent) * (self.head_repeat - 1)
+        coded_bits = sent * (_int_field(meta, "ldpc_k", 1, 1 << 20) or 1536)
         rec["symbols"] = int(round(coded_bits / self.rate / self.bps))  # transmission overhead (TO)
         if "width" in rec and "height" in rec:
             rec["bcr"] = rec["symbols"] / (3 * rec["width"] * rec["height"])

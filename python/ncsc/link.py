@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .channel import AwgnChannel
-from .fec import LdpcDecoder, encode, make_code
-from .framing import Framer, Reassembler, handoff
+from .fec import LdpcDecoder, combine, encode, make_code, repeat
+from .framing import Framer, Reassembler, checked_int, handoff
 from .modulation import bits_per_symbol, demodulate, modulate
 from .profiles import link_profile
 
@@ -35,18 +35,27 @@ class PlainLink:
                                    self.k / self.n, seed=seed)
         self.decoder = LdpcDecoder(self.code, algorithm=prof.algorithm, max_iter=max_iter or prof.max_iter)
 
-    def llrs(self, info_bits: np.ndarray) -> np.ndarray:
+    def llrs(self, info_bits: np.ndarray, protect: int = 0) -> np.ndarray:
         """Information blocks (rows of k bits) -> channel LLRs (rows of n), one block after the other
-        through the channel and the demapper, as the flowgraph's PDUs go."""
+        through the channel and the demapper, as the flowgraph's PDUs go. The first ``protect``
+        blocks go ``profile.head_repeat`` times, their copies' LLRs added (as the LDPC blocks do)."""
         rows = []
-        for cw in encode(self.code, np.atleast_2d(info_bits)):
-            rx = self.channel(modulate(cw, self.modulation))
-            rows.append(demodulate(rx, self.channel.noise_var, self.modulation, self.demapper))
+        r = self.profile.head_repeat
+        for i, cw in enumerate(encode(self.code, np.atleast_2d(info_bits))):
+            reps = r if i < protect and r > 1 else 1
+            rx = self.channel(modulate(repeat(cw, reps), self.modulation))
+            llr = demodulate(rx, self.channel.noise_var, self.modulation, self.demapper)
+            rows.append(combine(llr, self.n, reps) if reps > 1 else llr)
         return np.stack(rows)
 
-    def transmit(self, info_bits: np.ndarray):
+    def transmit(self, info_bits: np.ndarray, protect: int = 0):
         """Information blocks -> the LDPC decoder's result (bits, ok, iterations)."""
-        return self.decoder.decode(self.llrs(info_bits))
+        return self.decoder.decode(self.llrs(info_bits, protect))
+
+    def codewords_sent(self, n_blocks: int, protect: int = 0) -> int:
+        """Codewords on the channel for an image of ``n_blocks`` blocks (repeated ones counted)."""
+        r = self.profile.head_repeat
+        return n_blocks + (min(protect, n_blocks) * (r - 1) if r > 1 else 0)
 
     def send(self, meta: dict, data: bytes) -> tuple[dict, bytes]:
         """One image's bitstream (and its metadata) across the link: what the deframer hands the
@@ -54,7 +63,7 @@ class PlainLink:
         metadata with its status and the failed and missing block indices."""
         image_id = int(meta["image_id"]) & 0xFFFF
         blocks = self.framer.frame(image_id, bytes(data))
-        res = self.transmit(blocks)
+        res = self.transmit(blocks, checked_int(meta.get("head_blocks"), 0, 0xFFFF) or 0)
         hint = dict(meta, block_count=int(blocks.shape[0]), ldpc_k=self.k, codewords=1, ldpc_n=self.n)
         reasm = Reassembler()
         events = []

@@ -41,14 +41,14 @@ class LoopbackAwgn(gr.top_block):
         model = model or prof.model
         bps = bits_per_symbol(modulation)
         self.source = image_source(images, model, repeat, 0.0, 0, codec=codec, profile=prof)
-        self.framer = framer(k)
-        self.encoder = ldpc_encoder(k, n)
-        self.mapper = qam_mapper(modulation)
-        self.channel = awgn_channel(snr_db, snr_type, bps, k / n, seed)
-        self.demapper = soft_demapper(modulation, self.channel.channel.noise_var, prof.demapper)
-        self.decoder = ldpc_decoder(k, n, "", prof.algorithm, max_iter or prof.max_iter)
-        self.deframer = deframer(k, deframe_timeout)
-        self.sink = decoder_sink(out_dir, bps, k / n, codec=codec)
+        self.framer = framer(k, profile=prof)
+        self.encoder = ldpc_encoder(k, n, profile=prof)
+        self.mapper = qam_mapper(modulation, profile=prof)
+        self.channel = awgn_channel(snr_db, snr_type, bps, k / n, seed, profile=prof)
+        self.demapper = soft_demapper(modulation, self.channel.channel.noise_var, prof.demapper, profile=prof)
+        self.decoder = ldpc_decoder(k, n, "", prof.algorithm, max_iter or prof.max_iter, profile=prof)
+        self.deframer = deframer(k, deframe_timeout, profile=prof)
+        self.sink = decoder_sink(out_dir, bps, k / n, codec=codec, profile=prof)
         chain = [self.source, self.framer, self.encoder, self.mapper, self.channel, self.demapper, self.decoder,
                  self.deframer, self.sink]
         for a, b in zip(chain, chain[1:], strict=False):

@@ -1,6 +1,9 @@
 """NCSC Burst Modulator: LDPC code bits (u8 PDU, one codeword) -> one burst of complex samples (c32 PDU).
 
-Each burst is followed by ``guard`` zero samples (ramp-down, room for receiver windows).
+Each burst is followed by ``guard`` zero samples (ramp-down, room for receiver windows). A
+codeword repeated by the LDPC encoder (``ldpc_repeat: r``) goes out as r bursts, one copy
+each: over the air a copy is then a second chance for its block, not added LLRs (the burst
+header does not say which bursts belong together).
 
 Preamble, robust header, pilots, the payload in QAM, RRC pulses (see ``gnuradio.ncsc.phy``).
 """
@@ -8,11 +11,13 @@ Preamble, robust header, pilots, the payload in QAM, RRC pulses (see ``gnuradio.
 from __future__ import annotations
 
 import numpy as np
+import pmt
 
+from ..fec import check_repeat
 from ..modulation import bits_per_symbol
 from ..phy import BurstTx
 from ..profiles import DEFAULT_OTA_PROFILE, link_profile
-from .pdu import PduBlock, PduError
+from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
 
 
 class burst_modulator(PduBlock):  # noqa: N801
@@ -42,6 +47,14 @@ class burst_modulator(PduBlock):  # noqa: N801
             raise PduError(f"expected a multiple of {self.bps} code bits, got {data.size}")
         if data.max() > 1:
             raise PduError("code bits must be 0 or 1")
-        samples = np.concatenate([self.tx.burst(data) * self.amplitude, np.zeros(self.guard, np.complex64)])
-        meta["burst_samples"] = int(samples.size)
-        return meta, samples
+        try:
+            r = check_repeat(meta.pop("ldpc_repeat", 1))
+        except ValueError as exc:
+            raise PduError(str(exc)) from exc
+        if data.size % (r * self.bps):
+            raise PduError(f"{data.size} code bits are not {r} copies of a codeword")
+        for copy in data.reshape(r, -1):
+            samples = np.concatenate([self.tx.burst(copy) * self.amplitude, np.zeros(self.guard, np.complex64)])
+            self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(dict(meta, burst_samples=int(samples.size)),
+                                                               samples.astype(np.complex64)))
+        return None

@@ -39,10 +39,10 @@ class decoder_sink(PduBlock):  # noqa: N801
             self._codecs[codec.metric] = codec
         self.weights_dir = weights_dir
         self.receiver = ImageReceiver(self._codec_for, out_dir or None, bits_per_symbol, code_rate,
-                                      max_pixels=max_pixels)
+                                      max_pixels=max_pixels, head_repeat=prof.head_repeat)
         # interim pictures (a progressive Deframer): decoded, never written
         self.preview = ImageReceiver(self._codec_for, None, bits_per_symbol, code_rate, max_pixels=max_pixels,
-                                     keep_image=True)
+                                     keep_image=True, head_repeat=prof.head_repeat)
         self.records: list[dict] = []
         self.record_event = threading.Event()
         self._queue: queue.Queue = queue.Queue()

@@ -35,7 +35,7 @@ class image_source(gr.basic_block):  # noqa: N801
         self.codec = codec
         # sliced streams when the profile slices (a lost block then costs only its slices), in
         # pages of the framer's block payload
-        self.sender = ImageSender(self.codec, first_id, prof.slices, Framer(prof.k).capacity)
+        self.sender = ImageSender.for_profile(self.codec, prof, Framer(prof.k).capacity, first_id)
         self.repeat = bool(repeat)
         self.interval = float(interval)
         self.sent = 0

@@ -1,12 +1,14 @@
 """NCSC LDPC Decoder: LLRs (f32 PDU, log P(1)/P(0), a multiple of n) to information bits.
 
 Adds per-codeword results to the metadata: ``ldpc_ok``, ``ldpc_iterations`` and
-``codeword_errors`` (codewords whose syndrome is not zero after the last iteration).
+``codeword_errors`` (codewords whose syndrome is not zero after the last iteration). A PDU
+whose metadata says ``ldpc_repeat: r`` holds r copies of one codeword: their LLRs are added
+before decoding.
 """
 
 from __future__ import annotations
 
-from ..fec import LdpcDecoder, make_code
+from ..fec import LdpcDecoder, check_repeat, combine, make_code
 from ..profiles import link_profile
 from .pdu import PduBlock, PduError
 
@@ -34,6 +36,9 @@ class ldpc_decoder(PduBlock):  # noqa: N801
         if data.size == 0 or data.size % n:
             raise PduError(f"expected a multiple of n={n} LLRs, got {data.size}")
         try:
+            r = check_repeat(meta.get("ldpc_repeat", 1))
+            if r > 1:
+                data = combine(data, n, r)
             res = self.decoder.decode(data.reshape(-1, n))
         except ValueError as exc:
             raise PduError(str(exc)) from exc

@@ -1,8 +1,12 @@
-"""NCSC LDPC Encoder: information bits (u8 PDU, one bit per byte, a multiple of k) to codeword bits."""
+"""NCSC LDPC Encoder: information bits (u8 PDU, one bit per byte, a multiple of k) to codeword bits.
+
+A block whose metadata says ``ldpc_repeat: r`` (one information block) goes out as its
+codeword r times (repetition rate matching, see ``fec.repetition``).
+"""
 
 from __future__ import annotations
 
-from ..fec import encode, make_code
+from ..fec import check_repeat, encode, make_code, repeat
 from ..profiles import link_profile
 from .pdu import PduBlock, PduError
 
@@ -19,8 +23,11 @@ class ldpc_encoder(PduBlock):  # noqa: N801 - GNU Radio block naming
         if data.size == 0 or data.size % k:
             raise PduError(f"expected a multiple of k={k} bits, got {data.size}")
         try:
+            r = check_repeat(meta.get("ldpc_repeat", 1))
+            if r > 1 and data.size != k:
+                raise ValueError(f"a repeated codeword is one information block of k={k} bits, got {data.size}")
             cw = encode(self.code, data.reshape(-1, k))
         except ValueError as exc:
             raise PduError(str(exc)) from exc
         meta.update(codewords=int(cw.shape[0]), ldpc_k=k, ldpc_n=self.code.n)
-        return meta, cw.ravel()
+        return meta, repeat(cw, r) if r > 1 else cw.ravel()

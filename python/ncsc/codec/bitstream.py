@@ -119,7 +119,7 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
 
 # -- version 2: sliced and paged, for links that lose blocks -------------------------------------
 #
-#    0  magic 4s, version B (2), model_id B, metric B, quality B, order B, flags B,
+#    0  magic 4s, version B (2), model_id B, metric B, quality B, order B, flags B (bit 0: FLAG_HEAD_ONCE),
 #    10 height H, width H, z_h H, z_w H, len_z I,
 #    22 tile_h B, tile_w B    latent rows / columns per slice (tiles in raster order)
 #    24 page H                bytes per page (the framer's block payload)
@@ -129,7 +129,8 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
 #    .. z string              len_z bytes
 #    .. head_crc I            CRC-32 of the lengths and the z string
 #
-# The head (all of the above) is padded to whole pages and sent twice; then the slices, placed
+# The head (all of the above) is padded to whole pages and sent twice (once with FLAG_HEAD_ONCE,
+# when the link repeats the head's blocks itself and combines them); then the slices, placed
 # by slice_layout: a slice never straddles a page boundary unless it is longer than a page, so a
 # lost page (block) loses only the slices on it. Each slice is its own rANS string, coded with
 # the context model restricted to its tile: any subset of slices decodes.
@@ -137,6 +138,9 @@ VERSION_SLICED = 2
 _HDR2 = struct.Struct(">4sBBBBBBHHHHIBBHH")
 HEAD2_FIXED = _HDR2.size + 4
 MIN_PAGE = 16
+# The head is in the stream once: the link protects its pages (repeated codewords whose LLRs the
+# receiver adds, i.e. a lower code rate) instead of a second copy in the stream.
+FLAG_HEAD_ONCE = 0x01
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ class SlicedHeader(StreamInfo):
     tile: tuple[int, int]
     page: int
     slice_lengths: tuple[int, ...]
+    head_copies: int = 2  # 1: FLAG_HEAD_ONCE
 
     def tiles(self) -> list[tuple[int, int, int, int]]:
         """(row0, row1, col0, col1) of each slice's latent tile, in slice order."""
@@ -170,8 +175,11 @@ def slice_layout(lengths, page: int) -> list[int]:
 
 
 def _head_bytes(header: SlicedHeader, z_string: bytes) -> bytes:
+    if header.head_copies not in (1, 2):
+        raise ValueError("the head is sent once or twice")
+    flags = FLAG_HEAD_ONCE if header.head_copies == 1 else 0
     fixed = _HDR2.pack(MAGIC, VERSION_SLICED, header.model_id, METRIC_IDS[header.metric], header.quality,
-                       ORDER_IDS[header.order], 0, header.height, header.width, *header.z_shape, header.len_z,
+                       ORDER_IDS[header.order], flags, header.height, header.width, *header.z_shape, header.len_z,
                        *header.tile, header.page, len(header.slice_lengths))
     body = struct.pack(f">{len(header.slice_lengths)}H", *header.slice_lengths) + z_string
     return fixed + struct.pack(">I", zlib.crc32(fixed)) + body + struct.pack(">I", zlib.crc32(body))
@@ -189,7 +197,20 @@ def pack_sliced(header: SlicedHeader, z_string: bytes, slices: list[bytes]) -> b
     area = bytearray(offsets[-1] + len(slices[-1]) if slices else 0)
     for off, s in zip(offsets, slices, strict=True):
         area[off : off + len(s)] = s
-    return head + head + bytes(area)
+    return head * header.head_copies + bytes(area)
+
+
+def head_pages(data: bytes) -> int:
+    """Pages at the start of a version-2 stream that hold its head (both copies, or the one),
+    i.e. the blocks a link protects more; 0 when ``data`` does not start with an intact head."""
+    try:
+        found = _parse_head(bytes(data), 0)
+    except BitstreamError:
+        return 0
+    if found is None:
+        return 0
+    header, _, head_len = found
+    return header.head_copies * -(-head_len // header.page)
 
 
 def _parse_head(data: bytes, at: int) -> tuple[SlicedHeader, bytes, int] | None:
@@ -203,7 +224,8 @@ def _parse_head(data: bytes, at: int) -> tuple[SlicedHeader, bytes, int] | None:
     _, _, model_id, metric, quality, order, flags, h, w, zh, zw, len_z, th, tw, page, n = fields
     metrics = {v: k for k, v in METRIC_IDS.items()}
     orders = {v: k for k, v in ORDER_IDS.items()}
-    if metric not in metrics or order not in orders or flags or th == 0 or tw == 0 or page < MIN_PAGE:
+    if metric not in metrics or order not in orders or flags & ~FLAG_HEAD_ONCE or th == 0 or tw == 0 \
+            or page < MIN_PAGE:
         raise BitstreamError("unknown metric, order or flags, or an impossible slicing, in header")
     if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE) or (zh, zw) != latent_shape_for(h, w):
         raise BitstreamError(f"absurd image size {w}x{h} or latent shape {zh}x{zw} in header")
@@ -218,7 +240,7 @@ def _parse_head(data: bytes, at: int) -> tuple[SlicedHeader, bytes, int] | None:
         return None
     lengths = struct.unpack_from(f">{n}H", body)
     header = SlicedHeader(model_id, metrics[metric], quality, orders[order], h, w, (zh, zw), len_z, (th, tw), page,
-                          tuple(lengths))
+                          tuple(lengths), 1 if flags & FLAG_HEAD_ONCE else 2)
     head_len = end + 4 - at
     return header, body[2 * n :], head_len
 
@@ -264,7 +286,7 @@ def unpack_sliced(data: bytes, lost_pages=(), page: int | None = None):
     if page is not None and header.page != page:
         raise BitstreamError(f"stream pages are {header.page} bytes, the link's blocks {page}")
     pg = header.page
-    area0 = 2 * (-(-head_len // pg)) * pg
+    area0 = header.head_copies * (-(-head_len // pg)) * pg
     offsets = slice_layout(header.slice_lengths, pg)
     if lost == set() and len(data) != area0 + (offsets[-1] + header.slice_lengths[-1] if offsets else 0):
         raise BitstreamError("sliced stream is truncated or padded")

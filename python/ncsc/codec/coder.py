@@ -128,13 +128,14 @@ class NcscCodec:
     # -- public API ------------------------------------------------------------------------
     @torch.no_grad()
     def compress(self, x: torch.Tensor, order: str = "wavefront", reconstruct: bool = False,
-                 slices: tuple[int, int] | None = None, page: int = 180) -> dict:
+                 slices: tuple[int, int] | None = None, page: int = 180, head_copies: int = 2) -> dict:
         """x: (1, 3, H, W) in [0, 1]. Returns {"bitstream", "strings", "shape", "x_hat"?, "y_hat", "z_hat"}.
 
         ``slices=(rows, cols)``: code the latent in tiles of that many latent rows and columns,
         each its own string with the context model kept inside its tile (bitstream version 2,
         ``page`` bytes per page: the framer's block payload); a link that loses blocks then
-        loses only the tiles on them, which the decoder conceals."""
+        loses only the tiles on them, which the decoder conceals. ``head_copies=1`` writes the
+        head once, for a link that protects its pages itself (``bitstream.FLAG_HEAD_ONCE``)."""
         if x.dim() != 4 or x.shape[:2] != (1, 3):
             raise ValueError(f"expected a (1, 3, H, W) image tensor, got {tuple(x.shape)}")
         h, w = x.shape[-2:]
@@ -151,7 +152,8 @@ class NcscCodec:
         y_hat = torch.round(y).clamp(-Y_LIMIT, Y_LIMIT)
         hs = self.hs(to_fixed(z_hat))[0]
         if slices is not None:
-            return self._compress_sliced(x, y_hat, z_hat, hs, z_strings[0], order, slices, page, reconstruct)
+            return self._compress_sliced(x, y_hat, z_hat, hs, z_strings[0], order, slices, page, reconstruct,
+                                         head_copies)
         y_string = self._encode_tile(hs, y_hat, order)
         header = bs.Header(self.model_id, self.metric, self.quality, order, h, w, (zh, zw),
                            len(z_strings[0]), len(y_string))
@@ -171,7 +173,8 @@ class NcscCodec:
         values = tile[0][:, rows, cols].t().reshape(-1).numpy().astype(np.int64)
         return encode_values(values, *self._params(raw))
 
-    def _compress_sliced(self, x, y_hat, z_hat, hs, z_string, order, slices, page, reconstruct) -> dict:
+    def _compress_sliced(self, x, y_hat, z_hat, hs, z_string, order, slices, page, reconstruct,
+                         head_copies: int = 2) -> dict:
         th, tw = (int(v) for v in slices)
         if not (0 < th < 256 and 0 < tw < 256) or not bs.MIN_PAGE <= int(page) < 1 << 16:
             raise ValueError(f"slices must be 1..255 latent rows and columns and page {bs.MIN_PAGE}..65535 bytes")
@@ -183,7 +186,7 @@ class NcscCodec:
             raise ValueError("a slice is longer than 65535 bytes: use smaller slices")
         zh, zw = z_hat.shape[-2:]
         header = bs.SlicedHeader(self.model_id, self.metric, self.quality, order, h, w, (zh, zw), len(z_string),
-                                 (th, tw), int(page), tuple(len(st) for st in strings))
+                                 (th, tw), int(page), tuple(len(st) for st in strings), int(head_copies))
         out = {"bitstream": bs.pack_sliced(header, z_string, strings), "strings": [strings, [z_string]],
                "shape": (zh, zw), "y_hat": y_hat, "z_hat": z_hat}
         if reconstruct:

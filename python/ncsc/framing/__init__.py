@@ -6,11 +6,12 @@ from .frame import (
     Framer,
     ParsedBlock,
     Reassembler,
+    checked_int,
     handoff,
     parse_block,
     partial_stream,
     scramble,
 )
 
-__all__ = ["HEADER_BYTES", "BlockError", "Framer", "ParsedBlock", "Reassembler", "handoff", "parse_block",
-           "partial_stream", "scramble"]
+__all__ = ["HEADER_BYTES", "BlockError", "Framer", "ParsedBlock", "Reassembler", "checked_int", "handoff",
+           "parse_block", "partial_stream", "scramble"]

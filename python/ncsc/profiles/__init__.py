@@ -33,7 +33,7 @@ _SCHEMA = {
 _REQUIRED = ("name", "code", "modulation")
 _SECTIONS = {
     "code": {"k": int, "n": int},
-    "ldpc": {"algorithm": str, "max_iter": int},
+    "ldpc": {"algorithm": str, "max_iter": int, "head_repeat": int},
     "codec": {"model": str, "max_pixels": int, "slice_rows": int, "slice_cols": int},
     "burst": {"sps": int, "rolloff": float, "threshold": float, "amplitude": float, "guard": int},
 }
@@ -66,6 +66,10 @@ class Profile:
     model: str = "mse"
     max_pixels: int | None = None
     slices: tuple[int, int] | None = None  # (latent rows, cols) per slice: graceful degradation
+    # a sliced image's head blocks go as this many copies of their codeword, which the LDPC
+    # decoder adds (LLRs) before decoding: repetition rate matching, +3 dB for 2; the stream
+    # then holds its head once (bitstream.FLAG_HEAD_ONCE) instead of twice
+    head_repeat: int = 1
     burst: BurstSettings = field(default_factory=BurstSettings)
     source: str = ""
 
@@ -148,6 +152,12 @@ def parse(data, where: str = "<profile>") -> Profile:
     slices = (codec["slice_rows"], codec["slice_cols"]) if "slice_rows" in codec else None
     if slices is not None and not all(0 < v < 256 for v in slices):
         raise ProfileError(f"{where}: codec.slice_rows and slice_cols must be within 1..255 latent positions")
+    head_repeat = ldpc.get("head_repeat", 1)
+    if not 1 <= head_repeat <= 4:  # fec.MAX_REPEAT
+        raise ProfileError(f"{where}: ldpc.head_repeat must be within 1..4")
+    if head_repeat > 1 and slices is None:
+        raise ProfileError(f"{where}: ldpc.head_repeat protects a sliced stream's head: it needs codec.slice_rows "
+                           "and slice_cols")
     b = BurstSettings(**burst)
     if b.sps < 2 or not 0 <= b.rolloff <= 1 or not 0 < b.threshold < 1 or not 0 < b.amplitude <= 1 or b.guard < 0:
         raise ProfileError(f"{where}: burst settings out of range (sps >= 2, 0 <= rolloff <= 1, "
@@ -156,7 +166,8 @@ def parse(data, where: str = "<profile>") -> Profile:
                    description=vals.get("description", ""), demapper=vals.get("demapper", "exact"),
                    snr_type=vals.get("snr_type", "ebn0"), algorithm=ldpc.get("algorithm", "sum-product"),
                    max_iter=ldpc.get("max_iter", 50), model=codec.get("model", "mse"),
-                   max_pixels=codec.get("max_pixels"), slices=slices, burst=b, source=where)
+                   max_pixels=codec.get("max_pixels"), slices=slices, head_repeat=head_repeat, burst=b,
+                   source=where)
 
 
 def load_profile(spec: str | os.PathLike | Profile | None = None) -> Profile:
