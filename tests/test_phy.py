@@ -155,3 +155,26 @@ def test_clock_offset_model_keeps_the_signal():
     _, sig = _bursts(1, seed=6)
     out = Impairments(esn0_db=200.0, sco_ppm=100)(sig)
     assert abs(np.sum(np.abs(out) ** 2) / np.sum(np.abs(sig) ** 2) - 1) < 0.01
+
+
+def test_copy_ids_and_the_combiner():
+    """Copy j of r in a header's code_id, and the receiver's sum over a codeword's copies: all
+    copies in, a copy lost (the next codeword flushes what came), plain bursts untouched."""
+    from gnuradio.ncsc.phy import CopyCombiner, copy_id, parse_copy
+
+    assert copy_id(1, 0) == 0 and parse_copy(0) == (1, 0)
+    for r in (2, 3, 4):
+        for j in range(r):
+            assert parse_copy(copy_id(r, j)) == (r, j)
+    assert parse_copy(0x01) is None and parse_copy(0x80 | 0x12) is None  # unknown, copy 2 of 2
+    with pytest.raises(ValueError):
+        copy_id(2, 2)
+    a, b, c = (np.full(4, v, np.float32) for v in (1.0, 2.0, 4.0))
+    comb = CopyCombiner()
+    assert comb.add({"n": 0}, a, copy_id(2, 0)) == []
+    ((info, llr, n),) = comb.add({"n": 1}, b, copy_id(2, 1))
+    assert info == {"n": 0} and n == 2 and np.all(llr == 3.0)
+    assert comb.add({"n": 2}, a, copy_id(2, 0)) == []  # its copy 1 is lost ...
+    out = comb.add({"n": 3}, c, 0)  # ... a plain burst flushes it first
+    assert [(i["n"], float(v[0]), k) for i, v, k in out] == [(2, 1.0, 1), (3, 4.0, 1)]
+    assert comb.add({"n": 4}, a, copy_id(2, 1)) == [] and len(comb.flush()) == 1 and comb.flush() == []

@@ -9,7 +9,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..phy import BurstRx
+from ..phy import BurstRx, CopyCombiner
 from ..phy.burst import MODS, burst_symbols, payload_symbols
 from ._stream import Ticker
 from .pdu import PORT_OUT, to_pdu
@@ -44,6 +44,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.search_from = 0  # absolute index from which the next search starts
         self.stats = {"detected": 0, "decoded_headers": 0, "emitted": 0, "bad_header": 0}
         self.reports = []
+        self.combiner = CopyCombiner()  # copies of a repeated codeword, summed before decoding
         self.idle_flush = 0.5  # seconds without input after which the buffer is searched to its end
         self._lock = threading.Lock()
         self._last_input = time.monotonic()
@@ -95,10 +96,16 @@ class burst_receiver(gr.sync_block):  # noqa: N801
             return
         self.stats["decoded_headers"] += 1
         info.update(rep.header)
-        self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(info, rep.llr.astype(np.float32)))
+        self._publish(self.combiner.add(info, rep.llr.astype(np.float32), rep.header["code_id"]))
         if rep.symbols is not None and self._has_subscribers(PORT_SYMBOLS):  # for a constellation view
             self.message_port_pub(pmt.intern(PORT_SYMBOLS), to_pdu(info, rep.symbols))
-        self.stats["emitted"] += 1
+
+    def _publish(self, ready) -> None:
+        for info, llr, copies in ready:
+            if copies > 1:
+                info = dict(info, copies=copies)
+            self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(info, llr))
+            self.stats["emitted"] += 1
 
     def _has_subscribers(self, port: str) -> bool:
         """Whether anything listens on ``port`` (building a PDU nobody takes costs per burst)."""
@@ -135,6 +142,9 @@ class burst_receiver(gr.sync_block):  # noqa: N801
             if due or self.buf.size >= self.chunk:
                 self._fresh = 0
                 self._safe_process(final=False)
+            # idle is counted from the end of this call: a long search (a first call compiling
+            # the kernels) is not a transmitter gone quiet
+            self._last_input = time.monotonic()
         return len(input_items[0])
 
     def flush(self) -> None:
@@ -142,6 +152,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         with self._lock:
             if self.buf.size:
                 self._safe_process(final=True)
+            self._publish(self.combiner.flush())
 
     def _watch(self):
         # A transmitter that sends only bursts leaves the last ones in the buffer: search it once
@@ -149,9 +160,12 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         # stall of a loaded machine looks the same, so a burst cut off at the end stays buffered.
         if self._dirty and time.monotonic() - self._last_input > self.idle_flush:
             with self._lock:
+                if time.monotonic() - self._last_input <= self.idle_flush:
+                    return  # samples came while this waited for the lock (a long search)
                 self._dirty = False
                 if self.buf.size:
                     self._safe_process(final=False)
+                self._publish(self.combiner.flush())  # a codeword's last copy is not coming
 
     def start(self):
         self._ticker.start()

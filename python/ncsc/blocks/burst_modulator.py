@@ -2,8 +2,8 @@
 
 Each burst is followed by ``guard`` zero samples (ramp-down, room for receiver windows). A
 codeword repeated by the LDPC encoder (``ldpc_repeat: r``) goes out as r bursts, one copy
-each: over the air a copy is then a second chance for its block, not added LLRs (the burst
-header does not say which bursts belong together).
+each, its header's code_id saying which copy of how many it is (``phy.copies``): Burst RX
+adds the copies' LLRs before the LDPC decoder.
 
 Preamble, robust header, pilots, the payload in QAM, RRC pulses (see ``gnuradio.ncsc.phy``).
 """
@@ -15,7 +15,7 @@ import pmt
 
 from ..fec import check_repeat
 from ..modulation import bits_per_symbol
-from ..phy import BurstTx
+from ..phy import BurstTx, copy_id
 from ..profiles import DEFAULT_OTA_PROFILE, link_profile
 from .pdu import PORT_OUT, PduBlock, PduError, to_pdu
 
@@ -53,8 +53,9 @@ class burst_modulator(PduBlock):  # noqa: N801
             raise PduError(str(exc)) from exc
         if data.size % (r * self.bps):
             raise PduError(f"{data.size} code bits are not {r} copies of a codeword")
-        for copy in data.reshape(r, -1):
-            samples = np.concatenate([self.tx.burst(copy) * self.amplitude, np.zeros(self.guard, np.complex64)])
+        for j, copy in enumerate(data.reshape(r, -1)):
+            samples = np.concatenate([self.tx.burst(copy, copy_id(r, j)) * self.amplitude,
+                                      np.zeros(self.guard, np.complex64)])
             self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(dict(meta, burst_samples=int(samples.size)),
                                                                samples.astype(np.complex64)))
         return None

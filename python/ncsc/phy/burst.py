@@ -26,6 +26,7 @@ import numpy as np
 from ..dsp import fir_full, interp_cubic
 from ..modulation import bits_per_symbol, demodulate, modulate
 from . import kernels
+from .copies import parse_copy
 
 SEG = 16
 N_SEG = 4
@@ -205,13 +206,15 @@ class BurstTx:
     def __post_init__(self):
         self.taps = rrc_taps(self.sps, self.beta)
 
-    def symbols(self, code_bits: np.ndarray) -> np.ndarray:
+    def symbols(self, code_bits: np.ndarray, code_id: int | None = None) -> np.ndarray:
         data = modulate(np.asarray(code_bits, np.uint8), self.modulation)
-        hdr = header_symbols(self.modulation, self.code_id, data.size)
+        hdr = header_symbols(self.modulation, self.code_id if code_id is None else code_id, data.size)
         return np.concatenate([PREAMBLE, hdr.astype(np.complex64), insert_pilots(data)]).astype(np.complex64)
 
-    def burst(self, code_bits: np.ndarray) -> np.ndarray:
-        return self.shape(self.symbols(code_bits))
+    def burst(self, code_bits: np.ndarray, code_id: int | None = None) -> np.ndarray:
+        """The burst of one codeword; ``code_id`` (default the TX's) goes in its header, e.g.
+        ``copy_id(r, j)`` for copy j of a codeword sent r times."""
+        return self.shape(self.symbols(code_bits, code_id))
 
     def shape(self, sym: np.ndarray) -> np.ndarray:
         """Symbols -> samples (root-raised-cosine pulses at ``sps``)."""
@@ -538,7 +541,7 @@ class BurstRx:
         if hdr.size < self.hdr_len:
             return None
         header = parse_header(-4 * np.real(hdr) / nv)
-        if header is not None and not self.length_ok(header):
+        if header is not None and (not self.length_ok(header) or parse_copy(header["code_id"]) is None):
             self.bad_length += 1
             return None
         return header
