@@ -169,3 +169,17 @@ def test_streaming_search_finds_every_burst_once():
         hard = (r.llr > 0).astype(np.uint8)
         assert np.mean(hard != bits) < 0.03  # Es/N0 14 dB: raw bit errors of 64-QAM ~1 %
         assert np.corrcoef(r.llr, w.llr)[0, 1] > 0.999  # the same burst, the same estimates
+
+
+@pytest.mark.parametrize("half,wl", [(0, False), (0, True), (1, True)])
+def test_apply_equaliser_matches_the_tap_matrix_product(half, wl):
+    rng = np.random.default_rng(4)
+    s = rng.standard_normal(300) + 1j * rng.standard_normal(300)
+    start, count, centre = 40, 250, 1
+    rows = start + np.arange(count) + centre
+    a = np.stack([s[rows + d] for d in range(-half, half + 1)], axis=1)
+    if wl:
+        a = np.concatenate([a, np.conj(a), np.ones((count, 1))], axis=1)
+    w = rng.standard_normal(a.shape[1]) + 1j * rng.standard_normal(a.shape[1])
+    got = kernels.apply_equaliser(s, start, count, centre, half, wl, w)
+    np.testing.assert_allclose(got, (a @ w).astype(np.complex64), rtol=1e-5, atol=1e-5)

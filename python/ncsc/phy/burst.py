@@ -609,7 +609,7 @@ class BurstRx:
             a = np.stack([s[rows + d] for d in range(-half_taps, half_taps + 1)], axis=1)
             return np.concatenate([a, np.conj(a), np.ones((count, 1))], axis=1)
 
-        train, data = taps_matrix(0, known.size), taps_matrix(body0, body_len)
+        train = taps_matrix(0, known.size)
         width = EQ_TAPS
 
         def columns(half, wl):
@@ -622,7 +622,8 @@ class BurstRx:
             w = _least_squares(train[:, cols], known)
             if w is None:
                 continue
-            eq = (data[:, cols] @ w).astype(np.complex64)
+            # the body through these taps, straight from s (what data[:, cols] @ w gives)
+            eq = kernels.apply_equaliser(s, body0, body_len, half_taps, half, wl, w.astype(np.complex128))
             for window in sorted({min(wnd, pp.size) for wnd in TRACK_WINDOWS}, reverse=True):
                 cand_nv, cand_body, smooth = track_pilots(eq, pp, pv, window)
                 if best is None or cand_nv < best[0] * (1 - CHOICE_MARGIN):

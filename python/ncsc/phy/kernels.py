@@ -232,3 +232,23 @@ def group_correlations(x, base, taus, rot, starts, ends):
                 acc += cubic_at(x, base[i] + taus[j]) * rot[i]
             out[j, g] = acc
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def apply_equaliser(s, start, count, centre, half, wl, w):
+    """Equalised symbols start..start+count of s: symbol j (at s[j + centre]) from its 2 half + 1
+    neighbours, and with ``wl`` (widely linear) their conjugates and a constant, weighted by w in
+    ``BurstRx.stage_equalise``'s column order (taps, conjugate taps, DC). complex64."""
+    width = 2 * half + 1
+    out = np.empty(count, np.complex64)
+    for i in range(count):
+        c = start + i + centre
+        acc = 0j
+        for d in range(width):
+            acc += w[d] * s[c - half + d]
+        if wl:
+            for d in range(width):
+                acc += w[width + d] * np.conj(s[c - half + d])
+            acc += w[2 * width]
+        out[i] = acc
+    return out
