@@ -73,9 +73,26 @@ def test_detection_metric_at_step_two_is_the_metric_of_every_second_output():
     np.testing.assert_allclose(corr[0 : 2 * n : 2], ref_p[:n], rtol=1e-3, atol=1e-2)
 
 
+def test_detection_metric_with_central_taps_is_the_metric_of_the_trimmed_filter():
+    """half=h uses the filter's 2h+1 central taps on the full filter's time axis: the same as the
+    full filter with its outer taps set to zero."""
+    rng = np.random.default_rng(2)
+    s = (rng.standard_normal(12000) + 1j * rng.standard_normal(12000)).astype(np.complex64)
+    taps = rrc_taps(4, 0.35).astype(np.float64)
+    c = taps.size // 2
+    zeroed = np.zeros_like(taps)
+    zeroed[c - 6 : c + 7] = taps[c - 6 : c + 7]
+    lag = SEG * 4
+    for step in (1, 2):
+        got = kernels.detection_metric(s, taps, lag, (N_SEG - 1) * lag, DC_WINDOW, step, 6)
+        ref = kernels.detection_metric(s, zeroed, lag, (N_SEG - 1) * lag, DC_WINDOW, step)
+        np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
+        np.testing.assert_allclose(got[1], ref[1], rtol=1e-4, atol=1e-3)
+
+
 def test_detection_at_step_two_finds_what_step_one_finds():
-    """The receiver detects with step 2: on noise it crosses the threshold where step 1 does
-    (about as often), and every burst of a low-SNR stream is found either way."""
+    """The receiver detects with step 2 and the filter's central taps: every burst of a low-SNR
+    stream is found, as with every output of the whole filter."""
     tx = BurstTx(4, 0.35, "16qam")
     code = nr_code(1536, 4608)
     rng = np.random.default_rng(3)
@@ -87,6 +104,8 @@ def test_detection_at_step_two_finds_what_step_one_finds():
     for step in (1, 2):
         rx = BurstRx(4, 0.35, 0.5, code_bits=code.n)
         rx.detect_step = step
+        if step == 1:
+            rx.detect_half = -1  # the whole filter
         found[step] = sum(r.llr is not None for r in rx.receive(x))
     assert found[1] == found[2] == 8
 

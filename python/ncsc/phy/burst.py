@@ -257,6 +257,8 @@ class BurstRx:
         # the detection metric from every second matched-filter output at 4+ samples per symbol
         # (half the work; kernels.detection_metric says why it loses nothing)
         self.detect_step = 2 if sps >= 4 and (SEG * sps) % 2 == 0 else 1
+        # ... through the filter's central taps, 1.5 symbols each side (99.5 % of its energy)
+        self.detect_half = (3 * sps) // 2
         # samples after a detection before even the shortest burst the code allows can be whole
         # (the detection may lead the burst by the timing search's span): a stream search defers
         # a detection closer to the end than this without reading its header
@@ -280,7 +282,7 @@ class BurstRx:
         centred average that already sees the burst) would otherwise read as a preamble there."""
         lag = SEG * self.sps
         return kernels.detection_metric(np.ascontiguousarray(samples, np.complex64), self._taps64, lag,
-                                        (N_SEG - 1) * lag, DC_WINDOW, self.detect_step)
+                                        (N_SEG - 1) * lag, DC_WINDOW, self.detect_step, self.detect_half)
 
     def max_burst_samples(self) -> int:
         """Samples of the longest burst a header may announce (the code's at its lowest order)."""
