@@ -27,6 +27,39 @@ def test_round_trip_is_exactly_the_encoder_reconstruction(tiny_codec, small_imag
     assert set(enc) >= {"strings", "shape", "bitstream"}
 
 
+def test_one_codec_call_at_a_time(tiny_codec, small_image):
+    """A codec shared by an Image Source and a Decoder Sink runs one compress or decompress at a
+    time (side by side they only slowed each other down), and both give what they give alone."""
+    import threading
+
+    x = load_image(small_image)
+    data = tiny_codec.compress(x)["bitstream"]
+    ref = tiny_codec.decompress(data)["x_hat"]
+    inside, most, results = [0], [0], {}
+    transform = tiny_codec._transform
+
+    def counting(net, t):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        try:
+            return transform(net, t)
+        finally:
+            inside[0] -= 1
+
+    tiny_codec._transform = counting
+    try:
+        threads = [threading.Thread(target=lambda: results.update(enc=tiny_codec.compress(x)["bitstream"])),
+                   threading.Thread(target=lambda: results.update(dec=tiny_codec.decompress(data)["x_hat"]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del tiny_codec._transform
+    assert most[0] == 1
+    assert results["enc"] == data and torch.equal(results["dec"], ref)
+
+
 @pytest.mark.parametrize("size", [(1, 1), (65, 3), (64, 128), (130, 71)])
 def test_any_size_pads_and_crops(tiny_codec, size):
     x = torch.rand(1, 3, *size)

@@ -9,8 +9,10 @@ in one network step (about 140 steps for a 768x512 image instead of 1536).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 
 import numpy as np
 import torch
@@ -72,6 +74,21 @@ def _patches(y_pad: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> torch.Ten
     return p.permute(1, 0, 2, 3).reshape(r.numel(), -1)
 
 
+def _exclusive(method):
+    """One compress or decompress at a time per codec. A flowgraph's Image Source and Decoder
+    Sink share one codec (``load_named_codec``); run side by side, each with torch's full thread
+    team on the same cores, they slowed each other down (the first picture of the loopback GUI
+    came 1.5 s later while the next image was being encoded); one after the other, each runs
+    at full speed and the total is the same."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._busy:
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class NcscCodec:
     """CompressAI-style ``compress``/``decompress`` around a trained model."""
 
@@ -81,6 +98,7 @@ class NcscCodec:
         # never depend on it (the probability path below is exact integer arithmetic), only the
         # encoder's choice of latents and the decoded pixels, by a level or two.
         self.precision = resolve_precision(precision)
+        self._busy = threading.Lock()
         self.model = model.eval()
         if self.precision == "bf16":
             self.model = model.to(memory_format=torch.channels_last)  # only with bf16 (see train.py)
@@ -127,6 +145,7 @@ class NcscCodec:
 
     # -- public API ------------------------------------------------------------------------
     @torch.no_grad()
+    @_exclusive
     def compress(self, x: torch.Tensor, order: str = "wavefront", reconstruct: bool = False,
                  slices: tuple[int, int] | None = None, page: int = 180, head_copies: int = 2) -> dict:
         """x: (1, 3, H, W) in [0, 1]. Returns {"bitstream", "strings", "shape", "x_hat"?, "y_hat", "z_hat"}.
@@ -281,6 +300,7 @@ class NcscCodec:
             torch.set_num_threads(before)
 
     @torch.no_grad()
+    @_exclusive
     def decompress(self, data: bytes, max_pixels: int | None = None, lost_pages=(), page: int | None = None) -> dict:
         """Decode a bitstream made by :meth:`compress`; raises BitstreamError on bad input.
 
