@@ -202,3 +202,10 @@ def test_apply_equaliser_matches_the_tap_matrix_product(half, wl):
     w = rng.standard_normal(a.shape[1]) + 1j * rng.standard_normal(a.shape[1])
     got = kernels.apply_equaliser(s, start, count, centre, half, wl, w)
     np.testing.assert_allclose(got, (a @ w).astype(np.complex64), rtol=1e-5, atol=1e-5)
+
+
+def test_unwrap_matches_numpy():
+    rng = np.random.default_rng(6)
+    for p in (np.cumsum(rng.normal(0, 1.5, 500)), np.angle(np.exp(1j * np.cumsum(rng.normal(0, 2.5, 300)))),
+              np.array([0.0, np.pi, 0.0, -np.pi, 3 * np.pi]), np.zeros(0), np.array([2.0])):
+        np.testing.assert_allclose(kernels.unwrap(np.asarray(p, np.float64)), np.unwrap(p), atol=1e-12)

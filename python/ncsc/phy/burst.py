@@ -391,7 +391,7 @@ class BurstRx:
         ks, ph, wt = (lo + hi) / 2 / sps, np.angle(lines), np.abs(lines)
         if len(ks) < 3:
             return 0.0
-        slope = _line_slope(ks, np.unwrap(ph), np.sqrt(wt))
+        slope = _line_slope(ks, kernels.unwrap(ph), np.sqrt(wt))
         return float(np.clip(-slope * sps / (2 * np.pi), -1e-3 * sps, 1e-3 * sps))
 
     def _timing_offset(self, x, t0, cfo, drift, known_k, known_v, group: int = 16) -> float:
@@ -517,7 +517,7 @@ class BurstRx:
             # flip the phase by pi); the doubled phase is fitted, then halved.
             kk = np.arange(self.pre_len + n_hdr)
             z = np.concatenate([pre / g * np.conj(PREAMBLE), hdr]) ** 2
-            ph = np.unwrap(np.angle(_smooth(z, 16)))
+            ph = kernels.unwrap(np.angle(_smooth(z, 16)))
             slope = _line_slope(kk.astype(np.float64), ph)
             cfo += slope / (4 * np.pi)
             pre = self._read(x, t0f, n, cfo)
@@ -661,7 +661,7 @@ def _line_slope(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> fl
 def apply_tracking(body: np.ndarray, pp: np.ndarray, smooth: np.ndarray) -> np.ndarray:
     """Correct the body by the smoothed pilot phase and gain, interpolated between pilots."""
     n = np.arange(body.size)
-    ph = np.unwrap(np.angle(smooth))
+    ph = kernels.unwrap(np.angle(smooth))
     amp = np.interp(n, pp, np.abs(smooth))
     return body * np.exp(-1j * np.interp(n, pp, ph)) / np.maximum(amp, 1e-9)
 

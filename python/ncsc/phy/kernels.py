@@ -256,3 +256,23 @@ def apply_equaliser(s, start, count, centre, half, wl, w):
             acc += w[2 * width]
         out[i] = acc
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def unwrap(p):
+    """np.unwrap of a 1-D phase array (period 2 pi), without numpy's generic machinery (the
+    receiver unwraps three short arrays per burst)."""
+    out = np.empty(p.size)
+    if p.size == 0:
+        return out
+    out[0] = p[0]
+    shift = 0.0
+    for i in range(1, p.size):
+        d = p[i] - p[i - 1]
+        dm = (d + np.pi) % (2 * np.pi) - np.pi
+        if dm == -np.pi and d > 0:
+            dm = np.pi
+        if abs(d) >= np.pi:
+            shift += dm - d
+        out[i] = p[i] + shift
+    return out
