@@ -192,11 +192,12 @@ def test_cliff_benchmark_runs_both_modes(tiny_codec, tmp_path):
         path = tmp_path / f"p{i}.png"
         Image.fromarray(small).resize((512, 384), Image.BICUBIC).save(path)
         files.append(path)
-    res = cliff.run(files, [0.5, 8.0], tiny_codec, "paper-awgn-graceful", progress=False)
+    res = cliff.run(files, [0.5, 8.0], tiny_codec, "paper-awgn-graceful", progress=False, classical=("jpeg",))
     for key in ("ebn0_db", "psnr", "psnr_all_or_nothing", "shown", "shown_all_or_nothing", "rate_overhead"):
         assert key in res
     assert res["shown"][1] == res["shown_all_or_nothing"][1] == 1.0  # 8 dB: everything arrives
     assert res["shown"][0] >= res["shown_all_or_nothing"][0] and res["rate_overhead"] > 0
+    assert res["shown_jpeg"][1] == 1.0 and res["psnr_jpeg"][1] > res["psnr_jpeg"][0]  # JPEG: all or nothing
     cliff.plot(res, tmp_path / "cliff.png")
     assert (tmp_path / "cliff.png").stat().st_size > 0
 

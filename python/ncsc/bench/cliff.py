@@ -4,7 +4,9 @@
 coded twice, as one all-or-nothing stream (bitstream 1) and as slices (bitstream 2, the
 ``paper-awgn-graceful`` profile's tiles), and each stream goes through the plain link pipeline
 (framing, LDPC 1536/4608, 16-QAM, AWGN, LDPC decoding, reassembly) at Eb/N0 1.0 to 3.0 dB.
-An image that cannot be shown is scored against mid-gray, as Table I does. Writes
+Beside them, JPEG (optimised Huffman) and HEVC intra (x265 through pillow-heif), each rate-matched
+per image to the whole NCSC stream, go through the same link as files: all or nothing, as in
+Table I. An image that cannot be shown is scored against mid-gray, as Table I does. Writes
 ``results/cliff.json`` and ``results/cliff.png``; the last line is one JSON object with
 ``ebn0_db``, ``psnr`` (graceful), ``psnr_all_or_nothing``, ``shown`` (share of images with a
 picture, graceful), ``shown_all_or_nothing``, ``rate_overhead`` (sliced bits over whole bits - 1)
@@ -38,9 +40,28 @@ def load_codec(checkpoint: str | None, metric: str = "mse"):
     return codec_from_state(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"], metric)
 
 
-def run(files, snrs, codec, profile, seed: int = 0, progress: bool = True) -> dict:
-    """Per SNR: mean PSNR and share shown, graceful and all-or-nothing; plus the rate overhead."""
+CLASSICAL = {"jpeg": "JPEG", "hevc": "HEVC intra"}
+
+
+def classical_streams(files, refs, whole_streams, methods=tuple(CLASSICAL)) -> dict:
+    """{method: [bytes per image]}: each image rate-matched to its whole NCSC stream's bpp."""
+    from .table1 import rate_match
+
+    out = {}
+    for method in methods:
+        out[method] = []
+        for ref, (meta, _) in zip(refs, whole_streams, strict=True):
+            data, _ = rate_match(ref, method, meta["bpp"])
+            out[method].append(data)
+    return out
+
+
+def run(files, snrs, codec, profile, seed: int = 0, progress: bool = True, classical=tuple(CLASSICAL)) -> dict:
+    """Per SNR: mean PSNR and share shown, graceful and all-or-nothing (and for the ``classical``
+    codecs through the same link); plus the rate overhead."""
     from tqdm import tqdm
+
+    from .table1 import classical_decode, send
 
     prof = load_profile(profile)
     page = PlainLink(0.0, prof).framer.capacity
@@ -50,12 +71,15 @@ def run(files, snrs, codec, profile, seed: int = 0, progress: bool = True) -> di
     streams = {mode: [s.encode(f) for f in files] for mode, s in senders.items()}
     refs = [to_array(load_image(f)) for f in files]
     gray = [psnr(r, np.full_like(r, 128)) for r in refs]
+    others = classical_streams(files, refs, streams["whole"], classical)
     bits = {mode: sum(m["bits"] for m, _ in st) for mode, st in streams.items()}
     framer = PlainLink(0.0, prof).framer
     sent = {mode: sum(PlainLink(0.0, prof).codewords_sent(framer.blocks_for(len(d)), m.get("head_blocks", 0))
                       for m, d in st) for mode, st in streams.items()}
     out = {"ebn0_db": [], "psnr": [], "psnr_all_or_nothing": [], "shown": [], "shown_all_or_nothing": [],
            "concealed": [], "per_image": []}
+    for method in others:
+        out[f"psnr_{method}"], out[f"shown_{method}"] = [], []
     for snr in tqdm(snrs, desc="cliff", disable=not progress):
         row = {}
         for mode, st in streams.items():
@@ -72,6 +96,22 @@ def run(files, snrs, codec, profile, seed: int = 0, progress: bool = True) -> di
                                          "codeword_errors": rec.get("codeword_errors"),
                                          "concealed": concealed[-1]})
             row[mode] = (float(np.mean(scores)), shown / len(files), float(np.mean(concealed)))
+        for method, datas in others.items():
+            link = PlainLink(snr, prof, seed=seed + int(100 * snr) + 1)
+            scores, shown = [], 0
+            for i, (data, ref, g) in enumerate(zip(datas, refs, gray, strict=True)):
+                got, _, _ = send(link, data, i)
+                img = None
+                if got is not None:
+                    try:
+                        img = classical_decode(got)
+                    except Exception:  # noqa: BLE001 - an undecodable file is a lost image
+                        img = None
+                ok = img is not None and img.shape == ref.shape
+                shown += ok
+                scores.append(psnr(ref, img) if ok else g)
+            out[f"psnr_{method}"].append(round(float(np.mean(scores)), 3))
+            out[f"shown_{method}"].append(round(shown / len(files), 4))
         out["ebn0_db"].append(snr)
         out["psnr"].append(round(row["graceful"][0], 3))
         out["psnr_all_or_nothing"].append(round(row["whole"][0], 3))
@@ -83,6 +123,9 @@ def run(files, snrs, codec, profile, seed: int = 0, progress: bool = True) -> di
     out["codewords_per_image"] = {mode: round(n / len(files), 2) for mode, n in sent.items()}
     out["channel_overhead"] = round(sent["graceful"] / sent["whole"] - 1, 4)
     out["bpp"] = {mode: sum(m["bpp"] for m, _ in st) / len(st) for mode, st in streams.items()}
+    for method, datas in others.items():
+        out["bpp"][method] = float(np.mean([8 * len(d) / (r.shape[0] * r.shape[1]) for d, r in zip(datas, refs,
+                                                                                                     strict=True)]))
     out["images"] = [Path(f).name for f in files]
     return out
 
@@ -96,6 +139,10 @@ def plot(res: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(res["ebn0_db"], res["psnr"], "o-", label=f"NCSC sliced (graceful), +{res['rate_overhead']:.0%} bits")
     ax.plot(res["ebn0_db"], res["psnr_all_or_nothing"], "s--", label="NCSC whole stream (all or nothing)")
+    for method, label in CLASSICAL.items():
+        if f"psnr_{method}" in res:
+            ax.plot(res["ebn0_db"], res[f"psnr_{method}"], "^:", ms=4,
+                    label=f"{label} at NCSC's rate ({res['bpp'][method]:.3f} bpp, all or nothing)")
     ax.set_xlabel("Eb/N0 (dB)")
     ax.set_ylabel("mean PSNR (dB), lost images at mid-gray")
     ax.grid(alpha=0.3)
@@ -129,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     name = "cliff_quick" if args.quick else "cliff"
     (out / f"{name}.json").write_text(json.dumps(res, indent=1))
     plot(res, out / f"{name}.png")
-    print(json.dumps({k: res[k] for k in ("ebn0_db", "psnr", "psnr_all_or_nothing", "shown",
-                                          "shown_all_or_nothing", "rate_overhead", "channel_overhead")}))
+    keys = ("ebn0_db", "psnr", "psnr_all_or_nothing", "shown", "shown_all_or_nothing", "rate_overhead",
+            "channel_overhead") + tuple(f"{p}_{m}" for m in CLASSICAL for p in ("psnr", "shown"))
+    print(json.dumps({k: res[k] for k in keys if k in res}))
     return 0
 
 
