@@ -34,6 +34,22 @@ def _tx_samples(bits_list, gap=500):
     return data, tags
 
 
+def _rx_pdus(rx_in: np.ndarray, n_expected: int, timeout: float = 60.0, **rx_kw):
+    """Samples through NCSC Burst RX in a top block; (the PDUs it handed on, the block)."""
+    tb = gr.top_block()
+    rx = ncsc.burst_rx(samp_rate=1e6, **rx_kw)
+    sink = blocks.message_debug()
+    tb.connect(blocks.vector_source_c(rx_in.tolist()), rx)
+    tb.msg_connect(rx, "out", sink, "store")
+    tb.start()  # when the samples stop coming, the receiver searches its buffer to the end
+    deadline = time.time() + timeout
+    while sink.num_messages() < n_expected and time.time() < deadline:
+        time.sleep(0.05)
+    tb.stop()
+    tb.wait()
+    return [from_pdu(sink.get_message(i), np.uint8) for i in range(sink.num_messages())], rx
+
+
 def test_burst_tx_tags_each_burst():
     rng = np.random.default_rng(0)
     bits = [rng.integers(0, 2, 1536).astype(np.uint8) for _ in range(3)]
@@ -53,19 +69,7 @@ def test_burst_rx_streams_through_an_impaired_channel():
     for a, b in zip(sob, sob[1:], strict=False):
         parts += [data[a:b], np.zeros(int(rng.integers(300, 3000)), np.complex64)]
     rx_in = Impairments(esn0_db=9.0, cfo=0.01, phase=0.7, sco_ppm=50, dc=0.05, seed=5)(np.concatenate(parts) * 2)
-    tb = gr.top_block()
-    src = blocks.vector_source_c(rx_in.tolist())
-    rx = ncsc.burst_rx(samp_rate=1e6)
-    sink = blocks.message_debug()
-    tb.connect(src, rx)
-    tb.msg_connect(rx, "out", sink, "store")
-    tb.start()  # when the samples stop coming, the receiver searches its buffer to the end
-    deadline = time.time() + 60
-    while sink.num_messages() < 6 and time.time() < deadline:
-        time.sleep(0.05)
-    tb.stop()
-    tb.wait()
-    got = [from_pdu(sink.get_message(i), np.uint8) for i in range(sink.num_messages())]
+    got, rx = _rx_pdus(rx_in, 6)
     assert len(got) == 6
     for (meta, dec), b in zip(got, bits, strict=True):
         assert meta["ldpc_ok"] == [True] and abs(meta["cfo_hz"] - 0.01 * 1e6 / 4) < 500
@@ -200,19 +204,7 @@ def test_repeated_codewords_are_added_over_the_air():
         assert "ldpc_repeat" not in meta
         parts += [samples * 2, np.zeros(int(rng.integers(300, 900)), np.complex64)]
     rx_in = Impairments(esn0_db=3.0, cfo=0.005, phase=0.3, seed=8)(np.concatenate(parts))
-    tb = gr.top_block()
-    src = blocks.vector_source_c(rx_in.tolist())
-    rx = ncsc.burst_rx(samp_rate=1e6)
-    sink = blocks.message_debug()
-    tb.connect(src, rx)
-    tb.msg_connect(rx, "out", sink, "store")
-    tb.start()
-    deadline = time.time() + 60
-    while sink.num_messages() < 3 and time.time() < deadline:
-        time.sleep(0.05)
-    tb.stop()
-    tb.wait()
-    got = [from_pdu(sink.get_message(i), np.uint8) for i in range(sink.num_messages())]
+    got, _ = _rx_pdus(rx_in, 3)
     assert [m.get("copies", 1) for m, _ in got] == [2, 1, 2]
     assert [parse_copy(m["code_id"]) for m, _ in got] == [(2, 0), (1, 0), (2, 0)]
     for (meta, dec), b in zip([got[0], got[2]], [bits[0], bits[2]], strict=True):

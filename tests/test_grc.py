@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gnuradio.ncsc.bench.gui import START_GUI
+
 ROOT = Path(__file__).resolve().parents[1]
 GRC_FILES = sorted(ROOT.rglob("*.grc"))
 BLOCK_FILES = sorted((ROOT / "grc").glob("*.block.yml"))
@@ -189,17 +191,7 @@ def test_flowgraph_imports_stay_light():
     assert res.stdout.strip() == "False"
 
 
-GUI_DRIVER = r"""
-import importlib.util, sys, time
-from PyQt5 import Qt
-spec = importlib.util.spec_from_file_location("fg", sys.argv[1])
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-app = Qt.QApplication([])
-tb = getattr(mod, sys.argv[2])(image=sys.argv[3])
-tb.start()
-tb.show()
-viewer = tb.ncsc_image_viewer_0
+GUI_DRIVER = START_GUI + r"""
 deadline = time.time() + 120
 while viewer.shown < 2 and time.time() < deadline:
     app.processEvents()
@@ -251,3 +243,21 @@ def test_flowgraphs_take_their_link_from_a_profile(grc):
         assert b["parameters"].get("profile") == "profile", b["name"]
         for key in ("k", "n", "modulation", "sps", "rolloff", "code_rate", "bits_per_symbol", "snr_type"):
             assert b["parameters"].get(key, "None") == "None", f"{grc.name}: {b['name']}.{key} restates the link"
+
+
+@needs_grcc
+@pytest.mark.slow
+def test_gui_benchmark_times_the_first_picture(tmp_path, capsys):
+    """bench.gui compiles a GUI flowgraph, runs it offscreen and reports when the window and the
+    first picture came (its last line one JSON object)."""
+    import json
+
+    from gnuradio.ncsc.bench import gui
+
+    if not (ROOT / "weights" / "manifest.json").exists():
+        pytest.skip("no shipped weights in weights/ (the generated flowgraph loads them)")
+    assert gui.main(["--runs", "1", "--flowgraph", "loopback_awgn_gui", "--out", str(tmp_path)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    fig = res["loopback_awgn_gui"]
+    assert 0 < fig["window_s"] < fig["first_picture_s"] < 300 and res["goal_s"] == 10.0
+    assert json.loads((tmp_path / "gui.json").read_text()) == res

@@ -25,11 +25,10 @@ from pathlib import Path
 GOAL_S = 10.0
 FLOWGRAPHS = ("loopback_awgn_gui", "impaired_loopback_gui")
 
-# Runs in the child: the flowgraph as its generated script would run it, with clocks read
-# against the parent's launch time (argv[4]).
-DRIVER = r"""
+# The start of a child that runs a generated GUI flowgraph as its script would (argv: script,
+# class name, image): the top block built, started and shown (tests drive GUIs with it too).
+START_GUI = r"""
 import importlib.util, json, sys, time
-t_launch = float(sys.argv[4])
 from PyQt5 import Qt
 spec = importlib.util.spec_from_file_location("fg", sys.argv[1])
 mod = importlib.util.module_from_spec(spec)
@@ -38,9 +37,14 @@ app = Qt.QApplication([])
 tb = getattr(mod, sys.argv[2])(image=sys.argv[3])
 tb.start()
 tb.show()
+viewer = tb.ncsc_image_viewer_0
+"""
+
+# ... and this benchmark's: clocks read against the parent's launch time (argv[4]).
+DRIVER = START_GUI + r"""
+t_launch = float(sys.argv[4])
 app.processEvents()
 t_window = time.time()
-viewer = tb.ncsc_image_viewer_0
 deadline = time.time() + 180
 while viewer.shown < 1 and time.time() < deadline:
     app.processEvents()
