@@ -64,7 +64,7 @@ def test_framer_marks_the_head_blocks_for_repetition():
                     6)
     reps = [from_pdu(m, np.uint8)[0].get("ldpc_repeat") for m in msgs]
     assert reps == [2, 2, None, None, None, None]
-    plain = run_pdus(ncsc.framer(), [to_pdu({"image_id": 1, "head_blocks": 2}, data)], 6)
+    plain = run_pdus(ncsc.framer(), [to_pdu({"image_id": 1, "head_blocks": 2, "ldpc_repeat": 3}, data)], 6)
     assert all("ldpc_repeat" not in from_pdu(m, np.uint8)[0] for m in plain)
 
 

@@ -34,6 +34,7 @@ class framer(PduBlock):  # noqa: N801
         protect = (checked_int(meta.get("head_blocks"), 0, 0xFFFF) or 0) if self.head_repeat > 1 else 0
         for i, bits in enumerate(blocks):
             m = dict(meta, block_index=i, block_count=int(blocks.shape[0]), ldpc_k=self.framer.k)
+            m.pop("ldpc_repeat", None)  # set here only: never inherited from the image's metadata
             if i < protect:
                 m["ldpc_repeat"] = self.head_repeat
             self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(m, bits))
