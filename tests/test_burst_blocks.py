@@ -272,3 +272,4 @@ def test_sliced_image_over_the_burst_link_arrives_in_part(tiny_codec, tmp_path):
     assert 0 < rec["concealed"] < 1 and rec["codeword_errors"] == 1
     head = len(bursts) - rec["codewords"]  # bursts beyond the blocks: the head's second copies
     assert head > 0 and rx.receiver.stats["emitted"] == rec["codewords"] - 1  # copies added: one PDU each
+    assert rec["symbols"] == len(bursts) * 1152  # the record counts every burst sent, copies too

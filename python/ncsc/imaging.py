@@ -150,7 +150,12 @@ class ImageReceiver:
         rec["codeword_errors"] = sum(len(v) for v in lost if isinstance(v, (list, tuple)))
         sent = rec["codewords"]  # codewords on the channel: the head's repeated ones too
         if self.head_repeat > 1:
-            sent += min(_int_field(meta, "head_blocks", 0, 1 << 16) or 0, sent) * (self.head_repeat - 1)
+            # the sender's count, or over the air (where image metadata does not travel) the
+            # head the stream itself declares
+            head = _int_field(meta, "head_blocks", 0, 1 << 16)
+            if head is None and data:
+                head = head_pages(data[: 1 << 16])
+            sent += min(head or 0, sent) * (self.head_repeat - 1)
         coded_bits = sent * (_int_field(meta, "ldpc_k", 1, 1 << 20) or 1536)
         rec["symbols"] = int(round(coded_bits / self.rate / self.bps))  # transmission overhead (TO)
         if "width" in rec and "height" in rec:
