@@ -146,8 +146,9 @@ def test_cli_decode_of_the_forged_stream_exits_cleanly(tmp_path):
 
 
 # -- burst headers ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("n_sym", [65535, 4000, 0, 1151])
-def test_forged_burst_header_does_not_hide_the_next_bursts(n_sym):
+@pytest.mark.parametrize("code_id,n_sym", [(0, 65535), (0, 4000), (0, 0), (0, 1151),
+                                           (0x01, 1152), (0x92, 1152)])  # unknown id; copy 2 of 2
+def test_forged_burst_header_does_not_hide_the_next_bursts(code_id, n_sym):
     from gnuradio.ncsc.bench.fuzz import forge_header
     from gnuradio.ncsc.fec import nr_code
     from gnuradio.ncsc.fec.encoder import encode
@@ -161,7 +162,7 @@ def test_forged_burst_header_does_not_hide_the_next_bursts(n_sym):
         word = encode(code, rng.integers(0, 2, code.k, dtype=np.uint8))[0]
         sym = tx.symbols(word)
         if i == 0:
-            sym = forge_header(sym, "16qam", 0, n_sym)
+            sym = forge_header(sym, "16qam", code_id, n_sym)
         bursts += [np.zeros(200, np.complex64), tx.shape(sym)]
     x = np.concatenate(bursts + [np.zeros(400, np.complex64)])
     x = (x + 0.03 * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))).astype(np.complex64)
