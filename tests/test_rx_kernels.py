@@ -209,3 +209,86 @@ def test_unwrap_matches_numpy():
     for p in (np.cumsum(rng.normal(0, 1.5, 500)), np.angle(np.exp(1j * np.cumsum(rng.normal(0, 2.5, 300)))),
               np.array([0.0, np.pi, 0.0, -np.pi, 3 * np.pi]), np.zeros(0), np.array([2.0])):
         np.testing.assert_allclose(kernels.unwrap(np.asarray(p, np.float64)), np.unwrap(p), atol=1e-12)
+
+
+def test_apply_tracking_matches_numpy():
+    from gnuradio.ncsc.phy.burst import pilot_positions
+
+    rng = np.random.default_rng(7)
+    pp = pilot_positions(1152)
+    n = 1152 + pp.size
+    body = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
+    smooth = (1 + 0.1 * rng.standard_normal(pp.size)) * np.exp(1j * np.cumsum(rng.normal(0, 0.8, pp.size)))
+    ph = np.unwrap(np.angle(smooth))
+    k = np.arange(n)
+    ref = body * np.exp(-1j * np.interp(k, pp, ph)) / np.maximum(np.interp(k, pp, np.abs(smooth)), 1e-9)
+    np.testing.assert_allclose(kernels.apply_tracking(body, pp, smooth), ref, rtol=1e-6, atol=1e-6)
+
+
+def _timing_offset_numpy(x, t0, cfo, drift, known_k, known_v, sps, group=16):
+    """The timing estimate as numpy expressions (the receiver's before it was compiled)."""
+    from gnuradio.ncsc.dsp import interp_cubic
+
+    d = max(1, sps // 2)
+    offset = 0.0
+    starts = np.arange(0, known_k.size - group // 2, group)
+    ends = np.minimum(starts + group, known_k.size)
+    rot = np.exp(-2j * np.pi * cfo * known_k) * np.conj(known_v)
+    for _ in range(2):
+        base = t0 + known_k * sps + offset + drift * known_k
+        c = np.empty((3, starts.size), np.complex128)
+        for j, tau in enumerate((-d, 0, d)):
+            cs = np.concatenate([[0], np.cumsum(interp_cubic(x, base + tau) * rot)])
+            c[j] = cs[ends] - cs[starts]
+        mag = np.abs(c[1])
+        ok = mag >= 1e-12
+        y = np.real(c * (np.conj(c[1]) / np.where(ok, mag, 1.0)))
+        den = y[0] - 2 * y[1] + y[2]
+        ok &= den < 0
+        if not ok.any():
+            break
+        errs = np.clip(0.5 * (y[0] - y[2])[ok] / den[ok], -1.0, 1.0) * d
+        offset += float(np.clip(np.average(errs, weights=mag[ok] ** 2), -sps / 2, sps / 2))
+    return offset
+
+
+@pytest.mark.parametrize("true_offset", [-0.9, 0.0, 0.6])
+def test_timing_offset_matches_numpy(true_offset):
+    from gnuradio.ncsc.phy.burst import PREAMBLE
+
+    rng = np.random.default_rng(8)
+    known = np.concatenate([PREAMBLE, np.exp(0.5j * np.pi * rng.integers(0, 4, 192))]).astype(np.complex128)
+    tx = BurstTx(4, 0.35, "16qam")
+    up = np.zeros(known.size * 4 + 200, np.complex128)
+    up[100 : 100 + known.size * 4 : 4] = known
+    x = np.convolve(np.convolve(up, tx.taps), tx.taps)
+    x += 0.1 * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))
+    t0 = 100 + tx.taps.size - 1 + true_offset
+    k = np.arange(known.size)
+    got = kernels.timing_offset(x, t0, 0.001, 1e-4, k, known, 4, 16)
+    ref = _timing_offset_numpy(x, t0, 0.001, 1e-4, k, known, 4)
+    assert abs(got - ref) < 1e-9 and abs(t0 + got - (100 + tx.taps.size - 1)) < 0.2
+
+
+def test_clock_drift_matches_numpy():
+    """The compiled drift estimate against its numpy expressions, on a burst resampled with a
+    known clock offset (and on one too short for three segments: 0)."""
+    rng = np.random.default_rng(9)
+    tx = BurstTx(4, 0.35, "16qam")
+    code = nr_code(1536, 4608)
+    burst = tx.burst(encode(code, rng.integers(0, 2, (1, code.k)).astype(np.uint8))[0])
+    x = Impairments(esn0_db=15.0, sco_ppm=150, seed=3)(np.concatenate([np.zeros(300, np.complex64), burst]))
+    x = np.convolve(x, rrc_taps(4, 0.35)).astype(np.complex128)
+    t0, n_sym, sps, seg = 300.0 + 32, burst.size // 4 - 16, 4, 160
+    a = np.arange(0, max(n_sym - seg // 2, 0), seg)
+    lo = np.maximum(0, t0 + a * sps).astype(np.int64)
+    hi = np.minimum(t0 + (a + seg) * sps, x.size).astype(np.int64)
+    keep = hi - lo >= seg * sps // 2
+    lo, hi = lo[keep], hi[keep]
+    lines = kernels.symbol_rate_lines(x, lo, hi, sps)
+    ks, ph, wt = (lo + hi) / 2 / sps, np.unwrap(np.angle(lines)), np.abs(lines)
+    slope = np.polyfit(ks, ph, 1, w=np.sqrt(wt))[0]
+    ref = float(np.clip(-slope * sps / (2 * np.pi), -1e-3 * sps, 1e-3 * sps))
+    got = kernels.clock_drift(x, t0, n_sym, sps, seg)
+    assert abs(got - ref) < 1e-9 and abs(got + 150e-6 * sps) < 1e-4  # 150 ppm fast: symbols come early
+    assert kernels.clock_drift(x, t0, 300, sps, seg) == 0.0

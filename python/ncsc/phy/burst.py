@@ -381,18 +381,8 @@ class BurstRx:
         burst is the drift. It averages over every symbol, where the sparse pilots alone,
         flanked by unknown data, leave a drift error of ~0.4 sample over a burst.
         """
-        sps = self.sps
-        a = np.arange(0, max(n_sym - seg // 2, 0), seg)
-        lo = np.maximum(0, t0 + a * sps).astype(np.int64)
-        hi = np.minimum(t0 + (a + seg) * sps, x.size).astype(np.int64)
-        keep = hi - lo >= seg * sps // 2
-        lo, hi = lo[keep], hi[keep]
-        lines = kernels.symbol_rate_lines(x, lo, hi, sps)
-        ks, ph, wt = (lo + hi) / 2 / sps, np.angle(lines), np.abs(lines)
-        if len(ks) < 3:
-            return 0.0
-        slope = _line_slope(ks, kernels.unwrap(ph), np.sqrt(wt))
-        return float(np.clip(-slope * sps / (2 * np.pi), -1e-3 * sps, 1e-3 * sps))
+        return float(kernels.clock_drift(np.ascontiguousarray(x, np.complex128), float(t0), int(n_sym), self.sps,
+                                         seg))  # compiled
 
     def _timing_offset(self, x, t0, cfo, drift, known_k, known_v, group: int = 16) -> float:
         """Timing offset (samples) at symbol 0 from the known symbols, the drift given.
@@ -401,32 +391,11 @@ class BurstRx:
         coherently against the group's own phase (the real part: half the noise of a
         magnitude), traces the top of the pulse; a parabola through it gives the group's
         timing error; the groups are averaged by energy. A second pass at the corrected times
-        removes most of the parabola's bias.
+        removes most of the parabola's bias. (Compiled: ``kernels.timing_offset``.)
         """
-        sps = self.sps
-        d = max(1, sps // 2)
-        offset = 0.0
-        starts = np.arange(0, known_k.size - group // 2, group)
-        if starts.size == 0:
-            return offset
-        ends = np.minimum(starts + group, known_k.size)
-        rot = np.exp(-2j * np.pi * cfo * known_k) * np.conj(known_v)
-        taus = np.array([-d, 0.0, d])
-        for _ in range(2):
-            base = t0 + known_k * sps + offset + drift * known_k
-            # per group, the correlation at -d, 0, +d samples: all groups in one pass
-            c = kernels.group_correlations(x, base.astype(np.float64), taus, rot, starts, ends)
-            mag = np.abs(c[1])
-            ok = mag >= 1e-12
-            ref = np.conj(c[1]) / np.where(ok, mag, 1.0)
-            y = np.real(c * ref)
-            den = y[0] - 2 * y[1] + y[2]
-            ok &= den < 0
-            if not ok.any():
-                break
-            errs = np.clip(0.5 * (y[0] - y[2])[ok] / den[ok], -1.0, 1.0) * d
-            offset += float(np.clip(np.average(errs, weights=mag[ok] ** 2), -sps / 2, sps / 2))
-        return offset
+        return float(kernels.timing_offset(x, float(t0), float(cfo), float(drift),
+                                           np.ascontiguousarray(known_k, np.int64),
+                                           np.ascontiguousarray(known_v, np.complex128), self.sps, group))
 
     # -- the receiver chain: one method per stage, each testable on its own ------------------------
     def _demodulate(self, x: np.ndarray, coarse: int, sc_angle: float) -> BurstReport | None:
@@ -660,10 +629,8 @@ def _line_slope(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> fl
 
 def apply_tracking(body: np.ndarray, pp: np.ndarray, smooth: np.ndarray) -> np.ndarray:
     """Correct the body by the smoothed pilot phase and gain, interpolated between pilots."""
-    n = np.arange(body.size)
-    ph = kernels.unwrap(np.angle(smooth))
-    amp = np.interp(n, pp, np.abs(smooth))
-    return body * np.exp(-1j * np.interp(n, pp, ph)) / np.maximum(amp, 1e-9)
+    return kernels.apply_tracking(np.ascontiguousarray(body), np.ascontiguousarray(pp, np.int64),
+                                  np.ascontiguousarray(smooth, np.complex128))
 
 
 def track_pilots(body: np.ndarray, pp: np.ndarray, pv: np.ndarray, window: int):

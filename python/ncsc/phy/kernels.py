@@ -276,3 +276,113 @@ def unwrap(p):
             shift += dm - d
         out[i] = p[i] + shift
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def apply_tracking(body, pp, smooth):
+    """body corrected by the pilots' smoothed phase and gain, both interpolated linearly between
+    the pilot positions pp (held beyond the ends), the phase unwrapped first: what
+    ``burst.apply_tracking`` computed with np.unwrap and two np.interp."""
+    ph = unwrap(np.arctan2(smooth.imag, smooth.real))
+    amp = np.abs(smooth)
+    out = np.empty(body.size, np.complex128)
+    last = pp.size - 1
+    q = 0
+    for i in range(body.size):
+        if i <= pp[0]:
+            p, a = ph[0], amp[0]
+        elif i >= pp[last]:
+            p, a = ph[last], amp[last]
+        else:
+            while pp[q + 1] < i:
+                q += 1
+            f = (i - pp[q]) / (pp[q + 1] - pp[q])
+            p = ph[q] + f * (ph[q + 1] - ph[q])
+            a = amp[q] + f * (amp[q + 1] - amp[q])
+        out[i] = body[i] * np.exp(-1j * p) / max(a, 1e-9)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def timing_offset(x, t0, cfo, drift, known_k, known_v, sps, group):
+    """``BurstRx._timing_offset`` in one call: per group of known symbols the correlations at
+    -d, 0, +d samples (``group_correlations``), a parabola's vertex per group, averaged by
+    energy; twice, the second pass at the corrected times."""
+    d = max(1, sps // 2)
+    offset = 0.0
+    n_known = known_k.size
+    n_groups = (max(n_known - group // 2, 0) + group - 1) // group
+    if n_groups == 0:
+        return offset
+    starts = np.arange(n_groups) * group
+    ends = np.minimum(starts + group, n_known)
+    rot = np.empty(n_known, np.complex128)
+    for i in range(n_known):
+        rot[i] = np.exp(-2j * np.pi * cfo * known_k[i]) * np.conj(known_v[i])
+    taus = np.array([-float(d), 0.0, float(d)])
+    base = np.empty(n_known)
+    for _ in range(2):
+        for i in range(n_known):
+            base[i] = t0 + known_k[i] * sps + offset + drift * known_k[i]
+        c = group_correlations(x, base, taus, rot, starts, ends)
+        num = 0.0
+        wsum = 0.0
+        for g in range(n_groups):
+            mag = abs(c[1, g])
+            if mag < 1e-12:
+                continue
+            ref = np.conj(c[1, g]) / mag
+            y0 = (c[0, g] * ref).real
+            y1 = (c[1, g] * ref).real
+            y2 = (c[2, g] * ref).real
+            den = y0 - 2 * y1 + y2
+            if den >= 0:
+                continue
+            err = min(max(0.5 * (y0 - y2) / den, -1.0), 1.0) * d
+            num += mag * mag * err
+            wsum += mag * mag
+        if wsum == 0.0:
+            break
+        offset += min(max(num / wsum, -sps / 2), sps / 2)
+    return offset
+
+
+@nb.njit(cache=True, nogil=True)
+def clock_drift(x, t0, n_sym, sps, seg):
+    """``BurstRx._clock_drift`` in one call: the symbol-rate line (``symbol_rate_lines``) over
+    segments of ``seg`` symbols, its unwrapped phase's slope (least squares weighted by the
+    line's magnitude), as samples per symbol, clipped to +-1e-3 sps."""
+    n_a = (max(n_sym - seg // 2, 0) + seg - 1) // seg
+    lo = np.empty(n_a, np.int64)
+    hi = np.empty(n_a, np.int64)
+    n = 0
+    for i in range(n_a):
+        a = i * seg
+        l_ = int(max(0.0, t0 + a * sps))
+        h_ = int(min(t0 + (a + seg) * sps, float(x.size)))
+        if h_ - l_ >= seg * sps // 2:
+            lo[n] = l_
+            hi[n] = h_
+            n += 1
+    if n < 3:
+        return 0.0
+    lines = symbol_rate_lines(x, lo[:n], hi[:n], sps)
+    ph = unwrap(np.arctan2(lines.imag, lines.real))
+    sw = sx = sy = 0.0
+    ks = np.empty(n)
+    for q in range(n):
+        ks[q] = (lo[q] + hi[q]) / 2 / sps
+        w = abs(lines[q])
+        sw += w
+        sx += w * ks[q]
+        sy += w * ph[q]
+    if sw <= 0.0:
+        return 0.0
+    mx, my = sx / sw, sy / sw
+    num = den = 0.0
+    for q in range(n):
+        w = abs(lines[q])
+        num += w * (ks[q] - mx) * (ph[q] - my)
+        den += w * (ks[q] - mx) ** 2
+    slope = num / den if den > 0 else 0.0
+    return min(max(-slope * sps / (2 * np.pi), -1e-3 * sps), 1e-3 * sps)
