@@ -292,3 +292,61 @@ def test_clock_drift_matches_numpy():
     got = kernels.clock_drift(x, t0, n_sym, sps, seg)
     assert abs(got - ref) < 1e-9 and abs(got + 150e-6 * sps) < 1e-4  # 150 ppm fast: symbols come early
     assert kernels.clock_drift(x, t0, 300, sps, seg) == 0.0
+
+
+def _stage_carrier_numpy(x, t0, cfo, sps=4):
+    """BurstRx.stage_carrier as numpy expressions (the receiver's before it was compiled)."""
+    from gnuradio.ncsc.dsp import interp_cubic
+    from gnuradio.ncsc.phy.burst import HDR_ROT, PREAMBLE
+
+    def read(t, kk, f):
+        return interp_cubic(x, t + kk * sps) * np.exp(-2j * np.pi * f * kk)
+
+    def smooth(v, k):
+        k = min(k, v.size)
+        padded = np.concatenate([np.full(k // 2, v[0]), v, np.full(k - 1 - k // 2, v[-1])])
+        return np.convolve(padded, np.ones(k) / k, mode="valid")
+
+    pre_len, hdr_len = PREAMBLE.size, HDR_ROT.size
+    n = np.arange(pre_len)
+    c = [abs(np.vdot(PREAMBLE, read(t0 + d, n, cfo))) for d in (-1, 0, 1)]
+    den = c[0] - 2 * c[1] + c[2]
+    t0f = t0 + (float(np.clip(0.5 * (c[0] - c[2]) / den, -0.5, 0.5)) if den < 0 else 0.0)
+    z = read(t0f, n, cfo) * np.conj(PREAMBLE)
+    half = pre_len // 2
+    cfo += np.angle(np.sum(z[half:]) * np.conj(np.sum(z[:half]))) / (2 * np.pi * half)
+    pre = read(t0f, n, cfo)
+    g = np.vdot(PREAMBLE, pre) / pre_len
+    n_hdr = int(max(0, min(hdr_len, (x.size - 1 - t0f) // sps - pre_len)))
+    hdr = read(t0f, pre_len + np.arange(n_hdr), cfo) / g * np.conj(HDR_ROT[:n_hdr])
+    if n_hdr == hdr_len:
+        kk = np.arange(pre_len + n_hdr).astype(np.float64)
+        ph = np.unwrap(np.angle(smooth(np.concatenate([pre / g * np.conj(PREAMBLE), hdr]) ** 2, 16)))
+        cfo += np.polyfit(kk, ph, 1)[0] / (4 * np.pi)
+        pre = read(t0f, n, cfo)
+        g = np.vdot(PREAMBLE, pre) / pre_len
+        hdr = read(t0f, pre_len + np.arange(n_hdr), cfo) / g * np.conj(HDR_ROT[:n_hdr])
+    return t0f, cfo, pre, g, hdr
+
+
+@pytest.mark.parametrize("esn0,cfo,cut", [(12.0, 0.01, False), (3.0, -0.02, False), (8.0, 0.004, True)])
+def test_carrier_sync_matches_numpy(esn0, cfo, cut):
+    """The compiled carrier stage against its numpy expressions: a burst with a carrier offset,
+    whole, and cut off inside its header (no refinement then)."""
+    rng = np.random.default_rng(10)
+    tx = BurstTx(4, 0.35, "16qam")
+    code = nr_code(1536, 4608)
+    burst = tx.burst(encode(code, rng.integers(0, 2, (1, code.k)).astype(np.uint8))[0])
+    y = Impairments(esn0_db=esn0, cfo=cfo, phase=1.0, seed=2)(np.concatenate([np.zeros(300, np.complex64), burst]))
+    x = np.convolve(y, rrc_taps(4, 0.35)).astype(np.complex128)
+    t0 = 300 + 32
+    if cut:
+        x = x[: t0 + (64 + 100) * 4]
+    rx = BurstRx(4, 0.35, 0.5, code_bits=4608)
+    got = rx.stage_carrier(x, t0, cfo * 0.9)
+    ref = _stage_carrier_numpy(x, t0, cfo * 0.9)
+    assert abs(got[0] - ref[0]) < 1e-9 and abs(got[1] - ref[1]) < 1e-9
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-9, atol=1e-9)
+    assert abs(got[3] - ref[3]) < 1e-9
+    np.testing.assert_allclose(got[4], ref[4], rtol=1e-8, atol=1e-8)
+    assert (got[4].size < 192) if cut else (got[4].size == 192)

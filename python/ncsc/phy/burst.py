@@ -60,6 +60,8 @@ PREAMBLE = np.tile(_segment(), N_SEG)
 # plain real BPSK would learn to squash the quadrature axis and distort 16-QAM.
 HDR_ROT = np.exp(0.5j * np.pi * np.random.default_rng(0xBEEF).integers(0, 4, HEADER_BITS * HEADER_REP)).astype(
     np.complex64)
+_PREAMBLE128 = PREAMBLE.astype(np.complex128)  # the compiled stages' copies
+_HDR_ROT128 = HDR_ROT.astype(np.complex128)
 
 
 def rrc_taps(sps: int, beta: float, span: int = 8) -> np.ndarray:
@@ -83,13 +85,6 @@ def _vertex(y: list, limit: float) -> float | None:
     the three points do not bend downwards (no peak there)."""
     den = y[0] - 2 * y[1] + y[2]
     return float(np.clip(0.5 * (y[0] - y[2]) / den, -limit, limit)) if den < 0 else None
-
-
-def _smooth(v: np.ndarray, k: int) -> np.ndarray:
-    """Centred moving average in the complex plane, edges held."""
-    k = min(k, v.size)
-    padded = np.concatenate([np.full(k // 2, v[0]), v, np.full(k - 1 - k // 2, v[-1])])
-    return np.convolve(padded, np.ones(k) / k, mode="valid")
 
 
 # Pilots are QPSK from a fixed sequence, not a constant: a constant pilot is improper, so
@@ -460,39 +455,19 @@ class BurstRx:
 
     def stage_carrier(self, x: np.ndarray, t0: int, cfo: float):
         """Fractional timing, carrier offset and gain from preamble and header: (t0f, cfo,
-        preamble symbols, gain, header symbols), or None when the preamble has no energy."""
-        sps = self.sps
-        n = np.arange(self.pre_len)
-        # Fractional timing: a parabola through the preamble correlation at t0-1, t0, t0+1
-        # (a whole-sample error is a quarter symbol at 4 samples per symbol).
-        c = [abs(np.vdot(PREAMBLE, self._read(x, t0 + d, n, cfo))) for d in (-1, 0, 1)]
-        t0f = t0 + (_vertex(c, 0.5) or 0.0)
-        # Refine CFO with the phase drift across the preamble, then gain and phase.
-        z = self._read(x, t0f, n, cfo) * np.conj(PREAMBLE)
-        half = self.pre_len // 2
-        cfo += np.angle(np.sum(z[half:]) * np.conj(np.sum(z[:half]))) / (2 * np.pi * half)
-        pre = self._read(x, t0f, n, cfo)
-        # First pass: one complex gain from the preamble, enough to read the header.
-        g = np.vdot(PREAMBLE, pre) / self.pre_len
-        if abs(g) < 1e-9:
-            return None
-        n_hdr = int(max(0, min(self.hdr_len, (x.size - 1 - t0f) // sps - self.pre_len)))
-        hdr = self._read(x, t0f, self.pre_len + np.arange(n_hdr), cfo) / g * np.conj(HDR_ROT[:n_hdr])
-        if n_hdr == self.hdr_len:
-            # The preamble alone pins the carrier offset to ~1e-3 of the symbol rate at low SNR:
-            # too loose over the header. Fit a line to the phase over preamble and header,
-            # correct, read the header again.
-            # Squaring strips the BPSK header bits without deciding them (a decision error would
-            # flip the phase by pi); the doubled phase is fitted, then halved.
-            kk = np.arange(self.pre_len + n_hdr)
-            z = np.concatenate([pre / g * np.conj(PREAMBLE), hdr]) ** 2
-            ph = kernels.unwrap(np.angle(_smooth(z, 16)))
-            slope = _line_slope(kk.astype(np.float64), ph)
-            cfo += slope / (4 * np.pi)
-            pre = self._read(x, t0f, n, cfo)
-            g = np.vdot(PREAMBLE, pre) / self.pre_len
-            hdr = self._read(x, t0f, self.pre_len + np.arange(n_hdr), cfo) / g * np.conj(HDR_ROT[:n_hdr])
-        return t0f, cfo, pre, g, hdr
+        preamble symbols, gain, header symbols), or None when the preamble has no energy.
+
+        A parabola through the preamble correlation at t0-1, t0, t0+1 gives the fractional
+        timing (a whole-sample error is a quarter symbol at 4 samples per symbol); the phase
+        drift between the preamble's halves refines the carrier offset, then one complex gain
+        from the preamble reads the header. The preamble alone pins the carrier offset to
+        ~1e-3 of the symbol rate at low SNR, too loose over the header: with the whole header
+        in, a line is fitted to the phase over preamble and header (squared, which strips the
+        BPSK header bits without deciding them, as a decision error would flip the phase by
+        pi), and both are read again. Compiled: ``kernels.carrier_sync``."""
+        ok, t0f, cfo, pre, g, hdr = kernels.carrier_sync(x, float(t0), float(cfo), self.sps, _PREAMBLE128,
+                                                         _HDR_ROT128, self.hdr_len)
+        return (float(t0f), float(cfo), pre, complex(g), hdr) if ok else None
 
     def equalised_header(self, x: np.ndarray, t0f: float, cfo: float) -> np.ndarray:
         """The header symbols through a widely linear 3-tap equaliser trained on the preamble
@@ -616,15 +591,6 @@ def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     except np.linalg.LinAlgError:
         w, *_ = np.linalg.lstsq(a, b, rcond=None)
     return w if np.all(np.isfinite(w)) else None
-
-
-def _line_slope(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
-    """Slope of the (weighted) least-squares line through (x, y): polyfit's, without its overhead."""
-    w = np.ones_like(x, dtype=np.float64) if w is None else np.asarray(w, np.float64) ** 2
-    sw = w.sum()
-    mx, my = (w * x).sum() / sw, (w * y).sum() / sw
-    den = (w * (x - mx) ** 2).sum()
-    return float((w * (x - mx) * (y - my)).sum() / den) if den > 0 else 0.0
 
 
 def apply_tracking(body: np.ndarray, pp: np.ndarray, smooth: np.ndarray) -> np.ndarray:

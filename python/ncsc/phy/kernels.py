@@ -386,3 +386,94 @@ def clock_drift(x, t0, n_sym, sps, seg):
         den += w * (ks[q] - mx) ** 2
     slope = num / den if den > 0 else 0.0
     return min(max(-slope * sps / (2 * np.pi), -1e-3 * sps), 1e-3 * sps)
+
+
+@nb.njit(cache=True, nogil=True)
+def _moving_mean(v, k):
+    """Centred moving average in the complex plane over k values, the edges held."""
+    k = min(k, v.size)
+    n = v.size
+    out = np.empty(n, np.complex128)
+    front = k // 2
+    for i in range(n):
+        acc = 0j
+        for j in range(i - front, i - front + k):
+            acc += v[min(max(j, 0), n - 1)]
+        out[i] = acc / k
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def carrier_sync(x, t0, cfo, sps, preamble, hdr_rot, hdr_len):
+    """``BurstRx.stage_carrier`` in one call: fractional timing from a parabola through the
+    preamble correlation at t0-1, t0, t0+1; the carrier offset from the preamble's halves;
+    gain; the header read; with a whole header, the carrier refined by a line through the
+    squared, smoothed phase over preamble and header and everything read again.
+    Returns (ok, t0f, cfo, preamble symbols, gain, header symbols)."""
+    pre_len = preamble.size
+    n = np.arange(pre_len)
+    c = np.empty(3)
+    for m in range(3):
+        v = read_symbols(x, t0 + m - 1.0, n, sps, cfo)
+        acc = 0j
+        for k in range(pre_len):
+            acc += np.conj(preamble[k]) * v[k]
+        c[m] = abs(acc)
+    den = c[0] - 2 * c[1] + c[2]
+    t0f = t0 + (min(max(0.5 * (c[0] - c[2]) / den, -0.5), 0.5) if den < 0 else 0.0)
+    v = read_symbols(x, t0f, n, sps, cfo)
+    half = pre_len // 2
+    s1 = 0j
+    s2 = 0j
+    for k in range(pre_len):
+        z = v[k] * np.conj(preamble[k])
+        if k < half:
+            s1 += z
+        else:
+            s2 += z
+    w = s2 * np.conj(s1)
+    cfo += np.arctan2(w.imag, w.real) / (2 * np.pi * half)
+    pre = read_symbols(x, t0f, n, sps, cfo)
+    g = 0j
+    for k in range(pre_len):
+        g += np.conj(preamble[k]) * pre[k]
+    g /= pre_len
+    empty = np.zeros(0, np.complex128)
+    if abs(g) < 1e-9:
+        return False, t0f, cfo, pre, g, empty
+    n_hdr = int(max(0.0, min(float(hdr_len), (x.size - 1 - t0f) // sps - pre_len)))
+    kh = pre_len + np.arange(n_hdr)
+    hdr = read_symbols(x, t0f, kh, sps, cfo)
+    for k in range(n_hdr):
+        hdr[k] = hdr[k] / g * np.conj(hdr_rot[k])
+    if n_hdr == hdr_len:
+        m_all = pre_len + n_hdr
+        z = np.empty(m_all, np.complex128)
+        for k in range(pre_len):
+            q = pre[k] / g * np.conj(preamble[k])
+            z[k] = q * q
+        for k in range(n_hdr):
+            z[pre_len + k] = hdr[k] * hdr[k]
+        sm = _moving_mean(z, 16)
+        ph = unwrap(np.arctan2(sm.imag, sm.real))
+        mx = (m_all - 1) / 2.0
+        my = 0.0
+        for k in range(m_all):
+            my += ph[k]
+        my /= m_all
+        num = 0.0
+        dd = 0.0
+        for k in range(m_all):
+            num += (k - mx) * (ph[k] - my)
+            dd += (k - mx) ** 2
+        slope = num / dd if dd > 0 else 0.0
+        cfo += slope / (4 * np.pi)
+        pre = read_symbols(x, t0f, n, sps, cfo)
+        g = 0j
+        for k in range(pre_len):
+            g += np.conj(preamble[k]) * pre[k]
+        g /= pre_len
+        hdr = read_symbols(x, t0f, kh, sps, cfo)
+        for k in range(n_hdr):
+            hdr[k] = hdr[k] / g * np.conj(hdr_rot[k])
+    return True, t0f, cfo, pre, g, hdr
