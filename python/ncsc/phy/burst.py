@@ -359,11 +359,7 @@ class BurstRx:
         t_len = self.taps.size
         lo = max(0, coarse - (N_SEG * SEG + 8) * sps - t_len)
         hi = min(samples.size, coarse + self.max_burst_samples() + (N_SEG * SEG + 2 * EQ_TAPS + 8) * sps)
-        seg = samples[lo:hi]
-        x = fir_full(seg - seg.mean(), self._taps64)
-        if hi < samples.size:
-            x = x[: hi - lo]  # the filter's tail there would lack the samples that follow
-        rep = self._demodulate(x, coarse - lo, sc_angle)
+        rep = self._demodulate(_FilteredWindow(samples, lo, hi, self._taps64), coarse - lo, sc_angle)
         if rep is not None:
             rep.start += lo
         return rep
@@ -393,11 +389,15 @@ class BurstRx:
                                            np.ascontiguousarray(known_v, np.complex128), self.sps, group))
 
     # -- the receiver chain: one method per stage, each testable on its own ------------------------
-    def _demodulate(self, x: np.ndarray, coarse: int, sc_angle: float) -> BurstReport | None:
+    def _demodulate(self, window: _FilteredWindow, coarse: int, sc_angle: float) -> BurstReport | None:
         """The stages for one detected burst: timing, carrier and header, resampling, residual
-        carrier, equaliser and tracking, demapping. None when there was no preamble after all."""
+        carrier, equaliser and tracking, demapping. None when there was no preamble after all.
+        ``window`` filters as far as the stages read: to the header first, then to the end of
+        the burst its header announces."""
+        sps = self.sps
         cfo = sc_angle / (2 * np.pi * SEG)  # cycles per symbol, from the detector
-        x = np.ascontiguousarray(x, np.complex128)  # what the compiled stages read
+        # what the front stages read: the timing search's reach, preamble, header, margins
+        x = window.upto(coarse + (N_SEG * SEG + self.pre_len + self.hdr_len + 4) * sps + 8)
         t0 = self.stage_timing(x, coarse, cfo)
         if t0 is None:
             return None
@@ -416,6 +416,8 @@ class BurstRx:
             header = self.stage_header(self.equalised_header(x, t0f, cfo), nv)
         if header is None:
             return report()
+        # the whole burst its header announces, and the clock-drift segments' reach past it
+        x = window.upto(int(t0f) + (burst_symbols(header["n_symbols"]) + 168) * sps + 16)
         burst = self.stage_resample(x, t0f, cfo, header)
         if burst is None:
             return report(header)  # truncated burst
@@ -580,6 +582,32 @@ class BurstRx:
         if body is None:
             body = apply_tracking(eq, pp, smooth)
         return body, nv
+
+
+class _FilteredWindow:
+    """The matched filter over one detection's window of samples (DC removed: the window's
+    mean), computed only as far as asked: a prefix of the output needs only that prefix of the
+    input, so filtering to the header first and then to the burst's end gives what filtering
+    the whole window (sized for the longest burst) gave, for less work."""
+
+    def __init__(self, samples: np.ndarray, lo: int, hi: int, taps: np.ndarray):
+        seg = samples[lo:hi]
+        self.seg = seg - seg.mean()
+        self.cut = hi < samples.size  # the filter's tail there would lack the samples that follow
+        self.taps = taps
+        self.x = np.zeros(0, np.complex128)
+        self.whole = False
+
+    def upto(self, n: int) -> np.ndarray:
+        """The output from the window's start to at least ``n`` (or to its end)."""
+        if self.whole or self.x.size >= n:
+            return self.x
+        if n >= self.seg.size:
+            x = fir_full(self.seg, self.taps)
+            self.x, self.whole = (x[: self.seg.size] if self.cut else x), True
+        else:
+            self.x = fir_full(self.seg[:n], self.taps)[:n]
+        return self.x
 
 
 def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
