@@ -19,6 +19,7 @@ import numpy as np
 
 from .codec.bitstream import head_pages
 from .codec.image import IMAGE_SUFFIXES, ImageError, load_image, ms_ssim, psnr, save_png, to_array
+from .fec.repetition import codewords_sent
 from .framing.frame import checked_int
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class ImageReceiver:
             head = _int_field(meta, "head_blocks", 0, 1 << 16)
             if head is None and data:
                 head = head_pages(data[: 1 << 16])
-            sent += min(head or 0, sent) * (self.head_repeat - 1)
+            sent = codewords_sent(sent, head or 0, self.head_repeat)
         coded_bits = sent * (_int_field(meta, "ldpc_k", 1, 1 << 20) or 1536)
         rec["symbols"] = int(round(coded_bits / self.rate / self.bps))  # transmission overhead (TO)
         if "width" in rec and "height" in rec:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .channel import AwgnChannel
-from .fec import LdpcDecoder, combine, encode, make_code, repeat
+from .fec import LdpcDecoder, codewords_sent, combine, encode, make_code, repeat
 from .framing import Framer, Reassembler, checked_int, handoff
 from .modulation import bits_per_symbol, demodulate, modulate
 from .profiles import link_profile
@@ -54,8 +54,7 @@ class PlainLink:
 
     def codewords_sent(self, n_blocks: int, protect: int = 0) -> int:
         """Codewords on the channel for an image of ``n_blocks`` blocks (repeated ones counted)."""
-        r = self.profile.head_repeat
-        return n_blocks + (min(protect, n_blocks) * (r - 1) if r > 1 else 0)
+        return codewords_sent(n_blocks, protect, self.profile.head_repeat)
 
     def send(self, meta: dict, data: bytes) -> tuple[dict, bytes]:
         """One image's bitstream (and its metadata) across the link: what the deframer hands the

@@ -26,6 +26,7 @@ from ..codec.image import load_image, psnr, to_array
 from ..imaging import ImageReceiver, ImageSender, expand_paths
 from ..link import PlainLink
 from ..profiles import load_profile
+from . import DEFAULT_IMAGES
 
 GRACEFUL = "paper-awgn-graceful"
 
@@ -64,7 +65,8 @@ def run(files, snrs, codec, profile, seed: int = 0, progress: bool = True, class
     from .table1 import classical_decode, send
 
     prof = load_profile(profile)
-    page = PlainLink(0.0, prof).framer.capacity
+    plain = PlainLink(0.0, prof)  # the link's page size and codeword counts
+    page = plain.framer.capacity
     senders = {"graceful": ImageSender.for_profile(codec, prof, page), "whole": ImageSender(codec)}
     receiver = ImageReceiver(lambda metric: codec, None, prof.bits_per_symbol, prof.code_rate,
                              head_repeat=prof.head_repeat)
@@ -73,8 +75,7 @@ def run(files, snrs, codec, profile, seed: int = 0, progress: bool = True, class
     gray = [psnr(r, np.full_like(r, 128)) for r in refs]
     others = classical_streams(files, refs, streams["whole"], classical)
     bits = {mode: sum(m["bits"] for m, _ in st) for mode, st in streams.items()}
-    framer = PlainLink(0.0, prof).framer
-    sent = {mode: sum(PlainLink(0.0, prof).codewords_sent(framer.blocks_for(len(d)), m.get("head_blocks", 0))
+    sent = {mode: sum(plain.codewords_sent(plain.framer.blocks_for(len(d)), m.get("head_blocks", 0))
                       for m, d in st) for mode, st in streams.items()}
     out = {"ebn0_db": [], "psnr": [], "psnr_all_or_nothing": [], "shown": [], "shown_all_or_nothing": [],
            "concealed": [], "per_image": []}
@@ -155,7 +156,7 @@ def plot(res: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.cliff", description=__doc__.splitlines()[0])
-    p.add_argument("--images", default=str(Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "kodak"))
+    p.add_argument("--images", default=str(DEFAULT_IMAGES))
     p.add_argument("--quick", action="store_true", help="4 images at 1.5, 2.0 and 3.0 dB")
     p.add_argument("--ebn0", type=float, nargs="+", default=None, help="Eb/N0 points (default 1.0 to 3.0 by 0.25)")
     p.add_argument("--every", type=int, default=1, help="every n-th image of the folder (a faster, smaller run)")

@@ -18,8 +18,8 @@ import torch
 from ..codec.coder import PRECISIONS
 from ..codec.image import load_image, ms_ssim, psnr, to_array
 from ..codec.registry import METRICS, load_codec
+from . import DEFAULT_IMAGES
 
-DEFAULT_IMAGES = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "kodak"
 ANCHORS = {  # CompressAI cheng2020-anchor quality 1 on Kodak (ANCHORS.md)
     "mse": {"bpp": 0.1196, "psnr": 28.58, "ms_ssim": 0.9236},
     "ms-ssim": {"bpp": 0.0981, "psnr": 25.79, "ms_ssim": 0.9415},

@@ -35,6 +35,7 @@ from ..channel.awgn import SNR_TYPES
 from ..codec.image import IMAGE_SUFFIXES, load_image, ms_ssim, psnr, to_array
 from ..link import PlainLink
 from ..profiles import DEFAULT_PROFILE, load_profile
+from . import DEFAULT_IMAGES
 
 _PROFILE = load_profile(DEFAULT_PROFILE)  # the paper's link, unless --profile says otherwise
 K, N, BPS, MOD = _PROFILE.k, _PROFILE.n, _PROFILE.bits_per_symbol, _PROFILE.modulation
@@ -303,7 +304,7 @@ def plot_visual(visuals, path: Path):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.table1", description=__doc__.splitlines()[0])
-    p.add_argument("--images", default=str(Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "kodak"))
+    p.add_argument("--images", default=str(DEFAULT_IMAGES))
     p.add_argument("--snr", type=float, default=3.0, help="SNR of the table (dB)")
     p.add_argument("--snr-type", choices=SNR_TYPES, default="ebn0")
     p.add_argument("--profile", default=DEFAULT_PROFILE, help="link profile: a shipped name or a .yml path")

@@ -26,6 +26,11 @@ def repeat(codeword: np.ndarray, r: int) -> np.ndarray:
     return np.tile(np.asarray(codeword).ravel(), check_repeat(r))
 
 
+def codewords_sent(n_blocks: int, protected: int, r: int) -> int:
+    """Codewords on the channel for ``n_blocks`` blocks whose first ``protected`` go r times."""
+    return n_blocks + min(max(protected, 0), n_blocks) * (check_repeat(r) - 1)
+
+
 def combine(llr: np.ndarray, n: int, r: int) -> np.ndarray:
     """The r received copies of one codeword's LLRs (r * n,) added: (n,)."""
     llr = np.asarray(llr, np.float32).ravel()

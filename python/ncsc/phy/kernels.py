@@ -403,6 +403,28 @@ def _moving_mean(v, k):
     return out
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _dot_conj(a, b):
+    """sum conj(a) b (np.vdot)."""
+    acc = 0j
+    for k in range(a.size):
+        acc += np.conj(a[k]) * b[k]
+    return acc
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _gain_and_header(x, t0f, cfo, sps, preamble, hdr_rot, kh):
+    """The preamble read at (t0f, cfo), its complex gain, and the header symbols read there,
+    divided by the gain and derotated."""
+    pre = read_symbols(x, t0f, np.arange(preamble.size), sps, cfo)
+    g = _dot_conj(preamble, pre) / preamble.size
+    hdr = read_symbols(x, t0f, kh, sps, cfo)
+    if g != 0:  # (a gain this small ends the first pass before its header is used)
+        for k in range(kh.size):
+            hdr[k] = hdr[k] / g * np.conj(hdr_rot[k])
+    return pre, g, hdr
+
+
 @nb.njit(cache=True, nogil=True)
 def carrier_sync(x, t0, cfo, sps, preamble, hdr_rot, hdr_len):
     """``BurstRx.stage_carrier`` in one call: fractional timing from a parabola through the
@@ -414,11 +436,7 @@ def carrier_sync(x, t0, cfo, sps, preamble, hdr_rot, hdr_len):
     n = np.arange(pre_len)
     c = np.empty(3)
     for m in range(3):
-        v = read_symbols(x, t0 + m - 1.0, n, sps, cfo)
-        acc = 0j
-        for k in range(pre_len):
-            acc += np.conj(preamble[k]) * v[k]
-        c[m] = abs(acc)
+        c[m] = abs(_dot_conj(preamble, read_symbols(x, t0 + m - 1.0, n, sps, cfo)))
     den = c[0] - 2 * c[1] + c[2]
     t0f = t0 + (min(max(0.5 * (c[0] - c[2]) / den, -0.5), 0.5) if den < 0 else 0.0)
     v = read_symbols(x, t0f, n, sps, cfo)
@@ -433,19 +451,11 @@ def carrier_sync(x, t0, cfo, sps, preamble, hdr_rot, hdr_len):
             s2 += z
     w = s2 * np.conj(s1)
     cfo += np.arctan2(w.imag, w.real) / (2 * np.pi * half)
-    pre = read_symbols(x, t0f, n, sps, cfo)
-    g = 0j
-    for k in range(pre_len):
-        g += np.conj(preamble[k]) * pre[k]
-    g /= pre_len
-    empty = np.zeros(0, np.complex128)
-    if abs(g) < 1e-9:
-        return False, t0f, cfo, pre, g, empty
     n_hdr = int(max(0.0, min(float(hdr_len), (x.size - 1 - t0f) // sps - pre_len)))
     kh = pre_len + np.arange(n_hdr)
-    hdr = read_symbols(x, t0f, kh, sps, cfo)
-    for k in range(n_hdr):
-        hdr[k] = hdr[k] / g * np.conj(hdr_rot[k])
+    pre, g, hdr = _gain_and_header(x, t0f, cfo, sps, preamble, hdr_rot, kh)
+    if abs(g) < 1e-9:
+        return False, t0f, cfo, pre, g, np.zeros(0, np.complex128)
     if n_hdr == hdr_len:
         m_all = pre_len + n_hdr
         z = np.empty(m_all, np.complex128)
@@ -468,12 +478,5 @@ def carrier_sync(x, t0, cfo, sps, preamble, hdr_rot, hdr_len):
             dd += (k - mx) ** 2
         slope = num / dd if dd > 0 else 0.0
         cfo += slope / (4 * np.pi)
-        pre = read_symbols(x, t0f, n, sps, cfo)
-        g = 0j
-        for k in range(pre_len):
-            g += np.conj(preamble[k]) * pre[k]
-        g /= pre_len
-        hdr = read_symbols(x, t0f, kh, sps, cfo)
-        for k in range(n_hdr):
-            hdr[k] = hdr[k] / g * np.conj(hdr_rot[k])
+        pre, g, hdr = _gain_and_header(x, t0f, cfo, sps, preamble, hdr_rot, kh)
     return True, t0f, cfo, pre, g, hdr
