@@ -254,6 +254,8 @@ def prepare(args) -> int:
                                             mode="bicubic", align_corners=False).clamp(0, 1)
         bases.append(codec.compress(x)["bitstream"])
     bases.append(codec.compress(x, slices=(2, 4), page=SLICED_PAGE)["bitstream"])  # version 2 too
+    # ... and with its head once (FLAG_HEAD_ONCE: the link repeats the head's codewords)
+    bases.append(codec.compress(x, slices=(2, 4), page=SLICED_PAGE, head_copies=1)["bitstream"])
     (Path(args.work) / "bases.bin").write_bytes(b"".join(struct.pack(">I", len(b)) + b for b in bases))
     # Compile the receiver's numba kernels here (they cache to disk), so the children measured
     # below load them instead of compiling: on a fresh clone compiling took ~0.5 GB of the
