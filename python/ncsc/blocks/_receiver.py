@@ -11,7 +11,7 @@ from gnuradio import gr
 
 from ..phy import BurstRx, CopyCombiner
 from ..phy.burst import MODS, burst_symbols, payload_symbols
-from ._stream import Ticker
+from ._stream import Ticker, WarmUp
 from .pdu import PORT_OUT, to_pdu
 
 PORT_SYMBOLS = "symbols"
@@ -52,6 +52,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self._fresh = 0  # samples added since the last search
         self._pending_end = None  # absolute sample index at which a cut-off burst is complete
         self._ticker = Ticker(self._watch, 0.1, "ncsc_burst_receiver_idle")
+        self._warm = WarmUp(self.rx.warm_up, "ncsc_burst_receiver_warm_up", self.logger)
 
     def _process(self, final: bool) -> None:
         """Search the new part of the buffer; emit complete bursts; keep what the next search needs.
@@ -168,10 +169,12 @@ class burst_receiver(gr.sync_block):  # noqa: N801
                 self._publish(self.combiner.flush())  # a codeword's last copy is not coming
 
     def start(self):
+        self._warm.start()
         self._ticker.start()
         return True
 
     def stop(self):
         self._ticker.stop()
+        self._warm.join()
         self.flush()
         return True

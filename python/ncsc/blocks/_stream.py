@@ -48,3 +48,29 @@ class Ticker:
     def _run(self) -> None:
         while not self._stop.wait(self.period):
             self.fn()
+
+
+class WarmUp:
+    """Runs ``fn`` once on a daemon thread when a flowgraph starts: what a block's first packet
+    would otherwise wait for (numba kernels read from their cache, tables, the codec) is loaded
+    while the flowgraph starts up and the blocks before it work. A warm-up that fails only
+    logs: the first packet then loads what it needs itself."""
+
+    def __init__(self, fn, name: str, logger):
+        self.fn, self.name, self.logger = fn, name, logger
+        self._thread = None
+
+    def start(self) -> None:
+        if self._thread is None:  # once per block: what it loads stays loaded
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def join(self, timeout: float = 60.0) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.fn()
+        except Exception as exc:  # noqa: BLE001 - only a head start; the packet path loads it too
+            self.logger.warn(f"warm-up failed (the first packet will load what it needs): {exc}")

@@ -38,6 +38,7 @@ class decoder_sink(PduBlock):  # noqa: N801
         if codec is not None:
             self._codecs[codec.metric] = codec
         self.weights_dir = weights_dir
+        self.model = prof.model
         self.receiver = ImageReceiver(self._codec_for, out_dir or None, bits_per_symbol, code_rate,
                                       max_pixels=max_pixels, head_repeat=prof.head_repeat)
         # interim pictures (a progressive Deframer): decoded, never written
@@ -67,9 +68,16 @@ class decoder_sink(PduBlock):  # noqa: N801
                 self._worker = threading.Thread(target=self._run, name="ncsc_decoder_sink", daemon=True)
                 self._worker.start()
 
+    def warm_up(self) -> None:
+        """The codec the first image will most likely need (the one given, else the profile's
+        model) loaded and warmed up: over the air the first image would otherwise wait for
+        torch, CompressAI and the weights, seconds in which the next images queue up."""
+        for codec in list(self._codecs.values()) or [self._codec_for(self.model)]:
+            codec.warm_up()
+
     def start(self):
         self._ensure_worker()
-        return True
+        return PduBlock.start(self)
 
     def stop(self):
         """Decode what is queued, then end the worker."""
@@ -79,7 +87,7 @@ class decoder_sink(PduBlock):  # noqa: N801
         if worker is not None and worker.is_alive():
             self._queue.put(_STOP)
             worker.join()
-        return True
+        return PduBlock.stop(self)
 
     def process(self, meta, data):
         if meta.get("interim") and self._queue.qsize():

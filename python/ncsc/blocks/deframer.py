@@ -40,11 +40,11 @@ class deframer(PduBlock):  # noqa: N801
 
     def start(self):
         self._ticker.start()
-        return True
+        return PduBlock.start(self)
 
     def stop(self):
         self._ticker.stop()
-        return True
+        return PduBlock.stop(self)
 
     def _tick(self):
         with self._lock:

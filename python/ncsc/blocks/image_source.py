@@ -17,6 +17,7 @@ from ..framing import Framer
 from ..imaging import ImageSender, expand_paths
 from ..profiles import link_profile
 from ..samples import resolve_images
+from ._stream import WarmUp
 from .pdu import PORT_OUT, to_pdu
 
 
@@ -43,6 +44,8 @@ class image_source(gr.basic_block):  # noqa: N801
         self.finished = threading.Event()
         self._stop = threading.Event()
         self._thread = None
+        # the coder's kernels load beside the first image's transform, not after it
+        self._warm = WarmUp(getattr(self.codec, "warm_up", lambda: None), "ncsc_image_source_warm_up", self.logger)
 
     def set_interval(self, interval: float) -> None:
         self.interval = max(0.0, float(interval))
@@ -50,6 +53,7 @@ class image_source(gr.basic_block):  # noqa: N801
     def start(self):
         self._stop.clear()
         self.finished.clear()
+        self._warm.start()
         self._thread = threading.Thread(target=self._run, name="ncsc_image_source", daemon=True)
         self._thread.start()
         return True
@@ -58,6 +62,7 @@ class image_source(gr.basic_block):  # noqa: N801
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self._warm.join()
         return True
 
     def _run(self):

@@ -24,6 +24,9 @@ class ldpc_decoder(PduBlock):  # noqa: N801
         self.decoder = LdpcDecoder(make_code(k or prof.k, n or prof.n, alist), algorithm=algorithm or prof.algorithm,
                                    max_iter=max_iter or prof.max_iter)
 
+    def warm_up(self) -> None:
+        self.decoder.warm_up()
+
     def set_max_iter(self, max_iter: int | None) -> None:
         if max_iter is None:  # the profile's, set at construction
             return

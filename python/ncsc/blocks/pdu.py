@@ -11,6 +11,8 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from ._stream import WarmUp
+
 PORT_IN = "in"
 PORT_OUT = "out"
 
@@ -67,6 +69,20 @@ class PduBlock(gr.basic_block):
         self.set_msg_handler(pmt.intern(PORT_IN), self._handle)
         self.n_in = 0
         self.n_dropped = 0
+        self._warm = WarmUp(self.warm_up, f"{name}_warm_up", self.logger)
+
+    def warm_up(self) -> None:
+        """What to load before the first packet (compiled kernels, tables); runs on a thread of
+        its own from start(). Subclasses that need nothing loaded leave it empty."""
+
+    def start(self):
+        if type(self).warm_up is not PduBlock.warm_up:
+            self._warm.start()
+        return True
+
+    def stop(self):
+        self._warm.join()
+        return True
 
     def _handle(self, msg):
         self.n_in += 1

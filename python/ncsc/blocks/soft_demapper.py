@@ -6,6 +6,8 @@ receiver's estimate sets it), else from the block parameter.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..modulation import bits_per_symbol, demodulate
 from ..profiles import link_profile
 from .pdu import PduBlock, PduError
@@ -24,6 +26,10 @@ class soft_demapper(PduBlock):  # noqa: N801
         self.modulation = modulation
         self.method = method or prof.demapper
         self.set_noise_var(noise_var)
+
+    def warm_up(self) -> None:
+        """The demapper's kernel, on a few symbols."""
+        demodulate(np.zeros(4, np.complex64), 1.0, self.modulation, self.method)
 
     def set_noise_var(self, noise_var: float) -> None:
         if not float(noise_var) > 0:

@@ -9,6 +9,7 @@ through an escape symbol followed by 32 raw bits.
 from __future__ import annotations
 
 import math
+import threading
 
 import numba as nb
 import numpy as np
@@ -63,12 +64,15 @@ class Tables:
 
 
 _TABLES: Tables | None = None
+_TABLES_LOCK = threading.Lock()
 
 
 def tables() -> Tables:
     global _TABLES
     if _TABLES is None:
-        _TABLES = Tables()
+        with _TABLES_LOCK:  # built once, also when a warm-up thread and a coder ask together
+            if _TABLES is None:
+                _TABLES = Tables()
     return _TABLES
 
 
@@ -350,3 +354,21 @@ def decode_z(bottleneck, data: bytes, shape: tuple[int, int]):
         raise ValueError(Z_ERRORS[err])
     medians = bottleneck._get_medians().detach().reshape(1, c, 1, 1)
     return torch.from_numpy(out.reshape(1, c, h, w)).to(medians.dtype) + medians
+
+
+def warm_up(K: int = 3) -> None:
+    """Build the pmf tables and load every compiled coder kernel now, on a few dummy symbols.
+
+    The first image of a process otherwise pays for both (about 0.5 s here, most of it numba
+    loading its cache) inside its encode and decode; a flowgraph runs this on a thread of
+    its own when it starts, while the encoder's transform (which does not hold the GIL) runs.
+    The arguments have the dtypes and layouts of the real calls: numba loads per signature."""
+    tables()
+    n = 4
+    w = np.full((n, K), (1 << WEIGHT_BITS) // K, dtype=np.int64)
+    s = np.full((n, K), N_SCALES // 4, dtype=np.int64)
+    mu = np.zeros((n, K), dtype=np.int64)
+    values = np.arange(n, dtype=np.int64) - 1
+    RansStream(encode_values(values, w, s, mu)).decode(w, s, mu)
+    one = np.zeros(1, dtype=np.int64)
+    _z_decode(one, one, np.zeros((1, 2), dtype=np.int64), one, one, one)  # returns at once: too short

@@ -371,6 +371,11 @@ class LdpcDecoder:
         info = np.asarray(code.info_map)
         self._info_prefix = bool(info.size) and np.array_equal(info, np.arange(info.size))
 
+    def warm_up(self) -> None:
+        """Load the compiled kernel now (numba reads its cache on the first call, tenths of a
+        second), on one codeword of certain zeros; a flowgraph runs this when it starts."""
+        self.decode(np.full((1, self.code.n), -_CLIP, np.float32))
+
     def var_llrs(self, llr) -> np.ndarray:
         """Validate channel LLRs (batch, n) and place them on the variable nodes (de-rate-matching)."""
         code = self.code

@@ -239,6 +239,7 @@ class BurstRx:
         does not fit it at its own modulation is not trusted, so it cannot make the receiver skip
         the bursts that follow. Without it, lengths up to MAX_PAYLOAD_SYMBOLS pass."""
         self.sps = sps
+        self.beta = beta
         self.code_bits = code_bits
         self.bad_length = 0
         self.taps = rrc_taps(sps, beta)
@@ -300,6 +301,22 @@ class BurstRx:
         # 97x329 matrix-vector product that takes 15 us on one thread. Scoped to this call.
         with _blas_controller().limit(limits=1, user_api="blas"):
             return self._receive(np.asarray(samples, np.complex64), int(start), bool(final))
+
+    def warm_up(self) -> None:
+        """Load the compiled kernels now: one burst of each modulation through a receiver of the
+        same settings (not this one: its state stays as it is). numba reads its cache on a
+        kernel's first call, tenths of a second that the first burst on the air cannot wait
+        for; a flowgraph runs this on a thread of its own when it starts."""
+        _blas_controller()
+        rx = BurstRx(self.sps, self.beta, self.threshold, self.code_bits)
+        rng = np.random.default_rng(0)
+        n = self.code_bits or 4608
+        for mod in MODS:
+            burst = BurstTx(self.sps, self.beta, mod).burst(rng.integers(0, 2, n, dtype=np.uint8))
+            pad = np.zeros(64 * self.sps, np.complex64)
+            x = np.concatenate([pad, burst, pad])
+            x += (0.05 * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))).astype(np.complex64)
+            rx._receive(x, 0, True)
 
     @property
     def lookback(self) -> int:
