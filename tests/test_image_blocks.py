@@ -148,3 +148,25 @@ def test_viewer_figures_count_images_and_bursts():
     assert bursts.failed == 1 and bursts.bursts == 2
     assert bursts.text().startswith("burst 2: SNR 2.0 dB, CFO +0.0010 cyc/sym, qpsk, LDPC failed (50 iterations)")
     assert bursts.text().endswith("bursts 2, 1 failed LDPC")
+
+
+def test_image_source_encodes_its_first_image_before_start(tiny_codec, small_image, tmp_path):
+    # a bad first file: skipped as before, after its encode failed on the prefetch thread
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG not really")
+    src = ncsc.image_source(f"{bad};{small_image}", codec=tiny_codec, first_id=7)
+    tb = gr.top_block()
+    sink = blocks.message_debug()
+    tb.msg_connect(src, "out", sink, "store")
+    tb.start()
+    src.finished.wait(60)
+    time.sleep(0.1)
+    tb.stop()
+    tb.wait()
+    assert src.skipped == 1 and sink.num_messages() == 1
+    assert from_pdu(sink.get_message(0), np.uint8)[0]["image_id"] == 7
+
+    # a good first file: encoded at construction, sent at start with the first id
+    src = ncsc.image_source(f"{small_image};{small_image}", codec=tiny_codec, first_id=3)
+    meta, data = src._first.result()  # done without the flowgraph running
+    assert meta["image_id"] == 3 and data[:4] == b"NCSC"

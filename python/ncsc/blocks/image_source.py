@@ -46,6 +46,13 @@ class image_source(gr.basic_block):  # noqa: N801
         self._thread = None
         # the coder's kernels load beside the first image's transform, not after it
         self._warm = WarmUp(getattr(self.codec, "warm_up", lambda: None), "ncsc_image_source_warm_up", self.logger)
+        # The first image is encoded from here on, beside the rest of the flowgraph being built
+        # and its window shown (the transform does not hold the GIL): a GUI's first picture
+        # comes that much sooner. Sent when the flowgraph starts, like any other.
+        self._first = None
+        if self.paths:
+            self._warm.start()
+            self._first = _Prefetch(self.sender, self.paths[0])
 
     def set_interval(self, interval: float) -> None:
         self.interval = max(0.0, float(interval))
@@ -71,8 +78,9 @@ class image_source(gr.basic_block):  # noqa: N801
                 for path in self.paths:
                     if self._stop.is_set():
                         return
+                    first, self._first = self._first, None
                     try:
-                        meta, data = self.sender.encode(path)
+                        meta, data = first.result() if first is not None else self.sender.encode(path)
                     except Exception as exc:  # noqa: BLE001 - skip the bad image, keep going
                         self.skipped += 1
                         self.logger.error(f"skipping {path}: {exc}")
@@ -87,3 +95,26 @@ class image_source(gr.basic_block):  # noqa: N801
                     return
         finally:
             self.finished.set()
+
+
+class _Prefetch:
+    """One image encoded on a thread of its own; ``result()`` waits for it (or raises its error).
+    Not a daemon: a flowgraph built and never started still ends cleanly, after the encode."""
+
+    def __init__(self, sender: ImageSender, path):
+        self._out = None
+        self._thread = threading.Thread(target=self._run, args=(sender, path), name="ncsc_image_source_first")
+        self._thread.start()
+
+    def _run(self, sender, path) -> None:
+        try:
+            self._out = sender.encode(path), None
+        except Exception as exc:  # noqa: BLE001 - raised where the source handles a bad image
+            self._out = None, exc
+
+    def result(self) -> tuple[dict, bytes]:
+        self._thread.join()
+        value, exc = self._out
+        if exc is not None:
+            raise exc
+        return value
