@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pmt
+import pytest
 from conftest import run_pdus
 from gnuradio import gr, ncsc
 
-from gnuradio.ncsc.blocks.pdu import from_pdu, to_pdu
+from gnuradio.ncsc.blocks.pdu import PduError, from_pdu, to_pdu
 from gnuradio.ncsc.fec import encode, nr_code
 from gnuradio.ncsc.modulation import modulate
 
@@ -126,3 +127,24 @@ def test_chain_in_one_flowgraph_exact_at_high_snr():
     meta, out = from_pdu(sink.get_message(0), np.uint8)
     assert meta["codeword_errors"] == 0 and meta["image_id"] == 1
     np.testing.assert_array_equal(out, bits)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.complex64])
+def test_pdu_payloads_cross_pmt_unchanged(dtype):
+    """to_pdu / from_pdu go through pmt's serialised form: the same vector as pmt's own element
+    accessors see, for every payload type, empty ones too."""
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 4608):
+        if dtype is np.complex64:
+            a = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(dtype)
+        else:
+            a = (rng.standard_normal(n) * 100).astype(dtype)
+        msg = to_pdu({"n": n}, a)
+        cdr = pmt.cdr(msg)
+        seen = {np.uint8: pmt.u8vector_elements, np.float32: pmt.f32vector_elements,
+                np.complex64: pmt.c32vector_elements}[dtype](cdr)
+        assert np.array_equal(np.array(seen, dtype).reshape(-1), a)
+        meta, b = from_pdu(msg, dtype)
+        assert meta == {"n": n} and b.dtype == dtype and np.array_equal(a, b)
+    with pytest.raises(PduError):  # the wrong payload type is refused, not reinterpreted
+        from_pdu(to_pdu({}, np.zeros(4, np.uint8)), np.float32)

@@ -97,6 +97,7 @@ PILOT_SEQ = (np.exp(0.5j * np.pi * (np.random.default_rng(0xB1107).integers(0, 4
 
 _STEERING: dict = {}
 _CONTROLLER = None
+_WARM = False  # BurstRx.warm_up has run in this process
 
 
 def _blas_controller():
@@ -306,7 +307,11 @@ class BurstRx:
         """Load the compiled kernels now: one burst of each modulation through a receiver of the
         same settings (not this one: its state stays as it is). numba reads its cache on a
         kernel's first call, tenths of a second that the first burst on the air cannot wait
-        for; a flowgraph runs this on a thread of its own when it starts."""
+        for; a flowgraph runs this on a thread of its own when it starts. Once per process: what
+        it loads stays loaded."""
+        global _WARM
+        if _WARM:
+            return
         _blas_controller()
         rx = BurstRx(self.sps, self.beta, self.threshold, self.code_bits)
         rng = np.random.default_rng(0)
@@ -317,6 +322,7 @@ class BurstRx:
             x = np.concatenate([pad, burst, pad])
             x += (0.05 * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))).astype(np.complex64)
             rx._receive(x, 0, True)
+        _WARM = True
 
     @property
     def lookback(self) -> int:
