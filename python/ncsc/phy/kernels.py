@@ -185,6 +185,21 @@ def pilot_windows(body, pp, pv, window):
 
 
 @nb.njit(cache=True, nogil=True)
+def pilot_windows_all(body, pp, pv, windows):
+    """``pilot_windows`` for several window lengths in one call (one equaliser's candidates):
+    (smooth per window, min count per window, nv per window)."""
+    smooth = np.empty((windows.size, pp.size), np.complex128)
+    counts = np.empty(windows.size, np.int64)
+    nvs = np.empty(windows.size, np.float64)
+    for i in range(windows.size):
+        sm, cnt, nv = pilot_windows(body, pp, pv, windows[i])
+        smooth[i] = sm
+        counts[i] = cnt
+        nvs[i] = nv
+    return smooth, counts, nvs
+
+
+@nb.njit(cache=True, nogil=True)
 def symbol_rate_lines(x, starts, stops, sps):
     """Per segment [start, stop): sum |x[n]|^2 exp(-2j pi n / sps), the symbol-rate spectral line
     of the clock-drift estimator (see ``BurstRx._clock_drift``)."""
