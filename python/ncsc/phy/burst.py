@@ -343,10 +343,9 @@ class BurstRx:
         # without a detection, the positions whose windows reach the filter's tail are searched again
         self.resume_at = a0 + max(i, metric.size - plateau) if not final else samples.size
         while i < metric.size:
-            hits = np.flatnonzero(metric[i:] > self.threshold)
-            if hits.size == 0:
+            d0 = int(kernels.first_above(metric, i, self.threshold))
+            if d0 < 0:
                 break
-            d0 = i + int(hits[0])
             if not final and (d0 + plateau > metric.size or a0 + d0 + head > samples.size):
                 self.resume_at = a0 + d0  # its preamble or header is still arriving
                 break

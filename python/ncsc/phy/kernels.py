@@ -185,6 +185,16 @@ def pilot_windows(body, pp, pv, window):
 
 
 @nb.njit(cache=True, nogil=True)
+def first_above(metric, start, threshold):
+    """The first index >= start where metric > threshold, or -1: the detector's next crossing
+    without a comparison array over the rest of the block for every burst."""
+    for i in range(start, metric.size):
+        if metric[i] > threshold:
+            return i
+    return -1
+
+
+@nb.njit(cache=True, nogil=True)
 def pilot_windows_all(body, pp, pv, windows):
     """``pilot_windows`` for several window lengths in one call (one equaliser's candidates):
     (smooth per window, min count per window, nv per window)."""
