@@ -1,4 +1,5 @@
-"""The stream end of NCSC Burst RX: finds bursts in a sample stream and publishes their LLRs."""
+"""The stream end of NCSC Burst RX: finds bursts in a sample stream and publishes their LLRs
+(or, given an LDPC decoder, their decoded bits)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from gnuradio import gr
 from ..phy import BurstRx, CopyCombiner
 from ..phy.burst import MODS, burst_symbols, payload_symbols
 from ._stream import Ticker, WarmUp
+from .ldpc_decoder import decode_pdu
 from .pdu import PORT_OUT, to_pdu
 
 PORT_SYMBOLS = "symbols"
@@ -26,7 +28,10 @@ class burst_receiver(gr.sync_block):  # noqa: N801
     """
 
     def __init__(self, sps: int = 4, rolloff: float = 0.35, samp_rate: float = 0.0, threshold: float = 0.5,
-                 code_bits: int = 4608):
+                 code_bits: int = 4608, decoder=None):
+        """``decoder`` (an :class:`~gnuradio.ncsc.fec.LdpcDecoder`): decode each burst here and
+        publish its bits with the decoder's results, as the LDPC Decoder block would; on one
+        core this saves the LLR PDU's conversions and a thread hand-over per burst."""
         gr.sync_block.__init__(self, name="ncsc_burst_receiver", in_sig=[np.complex64], out_sig=None)
         self.message_port_register_out(pmt.intern(PORT_OUT))
         self.message_port_register_out(pmt.intern(PORT_SYMBOLS))
@@ -44,6 +49,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.search_from = 0  # absolute index from which the next search starts
         self.stats = {"detected": 0, "decoded_headers": 0, "emitted": 0, "bad_header": 0}
         self.reports = []
+        self.decoder = decoder
         self.combiner = CopyCombiner()  # copies of a repeated codeword, summed before decoding
         self.idle_flush = 0.5  # seconds without input after which the buffer is searched to its end
         self._lock = threading.Lock()
@@ -52,7 +58,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self._fresh = 0  # samples added since the last search
         self._pending_end = None  # absolute sample index at which a cut-off burst is complete
         self._ticker = Ticker(self._watch, 0.1, "ncsc_burst_receiver_idle")
-        self._warm = WarmUp(self.rx.warm_up, "ncsc_burst_receiver_warm_up", self.logger)
+        self._warm = WarmUp(self._warm_up, "ncsc_burst_receiver_warm_up", self.logger)
 
     def _process(self, final: bool) -> None:
         """Search the new part of the buffer; emit complete bursts; keep what the next search needs.
@@ -101,10 +107,21 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         if rep.symbols is not None and self._has_subscribers(PORT_SYMBOLS):  # for a constellation view
             self.message_port_pub(pmt.intern(PORT_SYMBOLS), to_pdu(info, rep.symbols))
 
+    def _warm_up(self) -> None:
+        self.rx.warm_up()
+        if self.decoder is not None:
+            self.decoder.warm_up()
+
     def _publish(self, ready) -> None:
         for info, llr, copies in ready:
             if copies > 1:
                 info = dict(info, copies=copies)
+            if self.decoder is not None:
+                try:
+                    info, llr = decode_pdu(self.decoder, info, llr)
+                except ValueError as exc:  # cannot happen for the receiver's own LLRs; never die on it
+                    self.logger.warn(f"burst not decoded: {exc}")
+                    continue
             self.message_port_pub(pmt.intern(PORT_OUT), to_pdu(info, llr))
             self.stats["emitted"] += 1
 

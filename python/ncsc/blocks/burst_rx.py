@@ -6,16 +6,17 @@ equaliser trained on preamble and header (gain, phase, multipath, IQ imbalance, 
 pilot-based phase tracking over the burst, a per-burst noise-variance estimate that
 scales the LLRs, header decoding, soft demapping and layered LDPC decoding. Each output
 PDU carries the burst report (burst_start, cfo, cfo_hz, snr_db, noise_var) and the
-decoder's (ldpc_ok, ldpc_iterations).
+decoder's (ldpc_ok, ldpc_iterations). The receiver decodes each burst on its own thread,
+as the LDPC Decoder block would (the same function), without a PDU hop in between.
 """
 
 from __future__ import annotations
 
 from gnuradio import gr
 
+from ..fec import LdpcDecoder, make_code
 from ..profiles import DEFAULT_OTA_PROFILE, load_profile
 from ._receiver import PORT_SYMBOLS, burst_receiver
-from .ldpc_decoder import ldpc_decoder
 from .pdu import PORT_OUT
 
 
@@ -32,12 +33,11 @@ class burst_rx(gr.hier_block2):  # noqa: N801
         b = prof.burst
         self.message_port_register_hier_out(PORT_OUT)
         self.message_port_register_hier_out(PORT_SYMBOLS)
+        self.decoder = LdpcDecoder(make_code(k, n), algorithm=prof.algorithm, max_iter=max_iter or prof.max_iter)
         self.receiver = burst_receiver(sps or b.sps, b.rolloff if rolloff is None else rolloff, samp_rate,
-                                       threshold or b.threshold, code_bits=n)
-        self.decoder = ldpc_decoder(k, n, "", prof.algorithm, max_iter or prof.max_iter)
+                                       threshold or b.threshold, code_bits=n, decoder=self.decoder)
         self.connect(self, self.receiver)
-        self.msg_connect(self.receiver, PORT_OUT, self.decoder, "in")
-        self.msg_connect(self.decoder, "out", self, PORT_OUT)
+        self.msg_connect(self.receiver, PORT_OUT, self, PORT_OUT)
         self.msg_connect(self.receiver, PORT_SYMBOLS, self, PORT_SYMBOLS)
 
     @property

@@ -13,6 +13,25 @@ from ..profiles import link_profile
 from .pdu import PduBlock, PduError
 
 
+def decode_pdu(decoder: LdpcDecoder, meta: dict, data):
+    """One LLR PDU's (meta, information bits): copies of a repeated codeword (``ldpc_repeat``)
+    added, the decoder's results in the metadata. Shared by this block and Burst RX, which
+    decodes on its own thread (no PDU hop, no thread hand-over per burst)."""
+    n = decoder.code.n
+    if data.size == 0 or data.size % n:
+        raise PduError(f"expected a multiple of n={n} LLRs, got {data.size}")
+    try:
+        r = check_repeat(meta.get("ldpc_repeat", 1))
+        if r > 1:
+            data = combine(data, n, r)
+        res = decoder.decode(data.reshape(-1, n))
+    except ValueError as exc:
+        raise PduError(str(exc)) from exc
+    meta.update(ldpc_ok=[bool(v) for v in res.ok], ldpc_iterations=[int(v) for v in res.iterations],
+                codeword_errors=res.n_failed, codewords=int(res.ok.size))
+    return meta, res.bits.ravel()
+
+
 class ldpc_decoder(PduBlock):  # noqa: N801
     in_dtype = "float32"
 
@@ -35,16 +54,4 @@ class ldpc_decoder(PduBlock):  # noqa: N801
         self.decoder.max_iter = int(max_iter)
 
     def process(self, meta, data):
-        n = self.decoder.code.n
-        if data.size == 0 or data.size % n:
-            raise PduError(f"expected a multiple of n={n} LLRs, got {data.size}")
-        try:
-            r = check_repeat(meta.get("ldpc_repeat", 1))
-            if r > 1:
-                data = combine(data, n, r)
-            res = self.decoder.decode(data.reshape(-1, n))
-        except ValueError as exc:
-            raise PduError(str(exc)) from exc
-        meta.update(ldpc_ok=[bool(v) for v in res.ok], ldpc_iterations=[int(v) for v in res.iterations],
-                    codeword_errors=res.n_failed, codewords=int(res.ok.size))
-        return meta, res.bits.ravel()
+        return decode_pdu(self.decoder, meta, data)
