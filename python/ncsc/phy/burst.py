@@ -439,7 +439,10 @@ class BurstRx:
         if header is None:
             return report()
         # the whole burst its header announces, and the clock-drift segments' reach past it
-        x = window.upto(int(t0f) + (burst_symbols(header["n_symbols"]) + 168) * sps + 16)
+        need = int(t0f) + (burst_symbols(header["n_symbols"]) + 168) * sps + 16
+        if t0f + (burst_symbols(header["n_symbols"]) + EQ_TAPS // 2) * sps > window.size_upto(need) - 1:
+            return report(header)  # its tail has not arrived (what stage_resample would find, for less)
+        x = window.upto(need)
         burst = self.stage_resample(x, t0f, cfo, header)
         if burst is None:
             return report(header)  # truncated burst
@@ -628,6 +631,12 @@ class _FilteredWindow:
         self.taps = taps
         self.x = np.zeros(0, np.complex128)
         self.whole = False
+
+    def size_upto(self, n: int) -> int:
+        """The length of ``upto(n)``, without filtering."""
+        if self.whole or n >= self.seg.size:
+            return self.seg.size if self.cut else self.seg.size + self.taps.size - 1
+        return max(n, self.x.size)
 
     def upto(self, n: int) -> np.ndarray:
         """The output from the window's start to at least ``n`` (or to its end)."""
