@@ -350,3 +350,50 @@ def test_carrier_sync_matches_numpy(esn0, cfo, cut):
     assert abs(got[3] - ref[3]) < 1e-9
     np.testing.assert_allclose(got[4], ref[4], rtol=1e-8, atol=1e-8)
     assert (got[4].size < 192) if cut else (got[4].size == 192)
+
+
+def _equalise_numpy(s, known, pp, half_taps=1, margin=0.03, windows=(9, 17, 33, 65, 1 << 16)):
+    """stage_equalise as it was in numpy (least squares per candidate, track_pilots per window)."""
+    from gnuradio.ncsc.phy.burst import PILOT_SEQ, apply_tracking, track_pilots
+
+    body0, width = known.size, 2 * half_taps + 1
+    body_len = s.size - 2 * half_taps - body0
+    pv = PILOT_SEQ[: pp.size]
+    rows = np.arange(body0) + half_taps
+    a = np.stack([s[rows + d] for d in range(-half_taps, half_taps + 1)], axis=1)
+    train = np.concatenate([a, np.conj(a), np.ones((body0, 1))], axis=1)
+    best = None
+    for half, wl in [(0, False), (0, True), (half_taps, True)]:
+        taps = list(range(half_taps - half, half_taps + half + 1))
+        cols = taps + [width + t for t in taps] + [2 * width] if wl else taps
+        w, *_ = np.linalg.lstsq(train[:, cols], known, rcond=None)
+        eq = kernels.apply_equaliser(s, body0, body_len, half_taps, half, wl, w.astype(np.complex128))
+        for window in sorted({min(wnd, pp.size) for wnd in windows}, reverse=True):
+            nv, body, smooth = track_pilots(eq, pp, pv, window)
+            if best is None or nv < best[0] * (1 - margin):
+                best = (nv, body, smooth, eq)
+    nv, body, smooth, eq = best
+    return (apply_tracking(eq, pp, smooth) if body is None else body), nv
+
+
+@pytest.mark.parametrize("taps", [(1.0,), (1.0, 0.4j, -0.2)])
+def test_equalise_kernel_matches_numpy(taps):
+    """The compiled equaliser picks what the numpy one picked and gives the same symbols, on
+    a burst through AWGN alone and through multipath (where the widely linear taps win)."""
+    from gnuradio.ncsc.phy.burst import EQ_TAPS, PILOT_SEQ, TRACK_WINDOWS, _training, pilot_positions
+
+    rng = np.random.default_rng(8)
+    n_data = 1152
+    pp = pilot_positions(n_data)
+    known = _training("16qam", 0, n_data).astype(np.complex128)
+    body = (rng.integers(0, 2, n_data + pp.size) * 2 - 1 + 1j * (rng.integers(0, 2, n_data + pp.size) * 2 - 1)) / 2
+    body[pp] = PILOT_SEQ[: pp.size]
+    clean = np.concatenate([np.zeros(1), known, body, np.zeros(1)])
+    s = np.convolve(clean, np.asarray(taps))[: clean.size] * np.exp(0.3j)
+    s = s + 0.05 * (rng.standard_normal(s.size) + 1j * rng.standard_normal(s.size))
+    windows = np.array(sorted({min(w, pp.size) for w in TRACK_WINDOWS}, reverse=True), np.int64)
+    got, nv, found = kernels.equalise(s, known, pp.astype(np.int64), PILOT_SEQ[: pp.size].astype(np.complex128),
+                                      windows, EQ_TAPS // 2, 0.03)
+    want, nv_want = _equalise_numpy(s, known, pp)
+    assert found and nv == pytest.approx(nv_want, rel=1e-6)
+    np.testing.assert_allclose(got, want, atol=1e-5)

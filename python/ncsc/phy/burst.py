@@ -570,52 +570,13 @@ class BurstRx:
         complex; each must beat the best so far by CHOICE_MARGIN: the estimates are noisy, and
         picking the smallest of a dozen of them would often buy estimation noise.
         """
-        half_taps = EQ_TAPS // 2
-        body0 = known.size
-        body_len = s.size - 2 * half_taps - body0
-        pv = np.ascontiguousarray(PILOT_SEQ[: pp.size], np.complex128)
-
-        def taps_matrix(start, count):
-            """Rows: symbol j's neighbourhood (j-half_taps..j+half_taps), its conjugate and a
-            constant (DC); the simpler equalisers use a subset of these columns."""
-            rows = start + np.arange(count) + half_taps
-            a = np.stack([s[rows + d] for d in range(-half_taps, half_taps + 1)], axis=1)
-            return np.concatenate([a, np.conj(a), np.ones((count, 1))], axis=1)
-
-        train = taps_matrix(0, known.size)
-        width = EQ_TAPS
-        # every candidate's normal equations are a block of the widest one's: one Gram product
-        ah = train.conj().T
-        gram, rhs = ah @ train, ah @ known
-
-        def columns(half, wl):
-            taps = list(range(half_taps - half, half_taps + half + 1))
-            return taps + [width + t for t in taps] + [2 * width] if wl else taps
-
-        pp64 = np.ascontiguousarray(pp, np.int64)
         windows = np.array(sorted({min(wnd, pp.size) for wnd in TRACK_WINDOWS}, reverse=True), np.int64)
-        best = None
-        for half, wl in [(0, False)] + [(h, True) for h in sorted({0, half_taps})]:
-            cols = columns(half, wl)
-            w = _solve_normal(gram[np.ix_(cols, cols)], rhs[cols], train[:, cols], known)
-            if w is None:
-                continue
-            # the body through these taps, straight from s (what data[:, cols] @ w gives)
-            eq = kernels.apply_equaliser(s, body0, body_len, half_taps, half, wl, w.astype(np.complex128))
-            smooths, counts, nvs = kernels.pilot_windows_all(eq, pp64, pv, windows)
-            for i in range(windows.size):  # longest window first, as track_pilots ranks them
-                cand_nv, cand_body = max(float(nvs[i]), 1e-4), None
-                if counts[i] < 3:  # too few pilots in a window: the corrected body's own error
-                    cand_body = apply_tracking(eq, pp, smooths[i])
-                    cand_nv = max(float(np.mean(np.abs(cand_body[pp] - pv) ** 2)), 1e-4)
-                if best is None or cand_nv < best[0] * (1 - CHOICE_MARGIN):
-                    best = (cand_nv, cand_body, smooths[i], eq)
-        if best is None:
-            return None
-        nv, body, smooth, eq = best
-        if body is None:
-            body = apply_tracking(eq, pp, smooth)
-        return body, nv
+        body, nv, found = kernels.equalise(np.ascontiguousarray(s, np.complex128),
+                                           np.ascontiguousarray(known, np.complex128),
+                                           np.ascontiguousarray(pp, np.int64),
+                                           np.ascontiguousarray(PILOT_SEQ[: pp.size], np.complex128), windows,
+                                           EQ_TAPS // 2, CHOICE_MARGIN)  # compiled
+        return (body, float(nv)) if found else None
 
 
 class _FilteredWindow:
@@ -648,16 +609,6 @@ class _FilteredWindow:
         else:
             self.x = fir_full(self.seg[:n], self.taps)[:n]
         return self.x
-
-
-def _solve_normal(gram: np.ndarray, rhs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """Least-squares taps from given normal equations (gram = a^H a, rhs = a^H b); lstsq on
-    (a, b) where they are singular; None when nothing finite comes out."""
-    try:
-        w = np.linalg.solve(gram, rhs)
-    except np.linalg.LinAlgError:
-        w, *_ = np.linalg.lstsq(a, b, rcond=None)
-    return w if np.all(np.isfinite(w)) else None
 
 
 def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:

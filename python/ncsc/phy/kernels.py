@@ -505,3 +505,75 @@ def carrier_sync(x, t0, cfo, sps, preamble, hdr_rot, hdr_len):
         cfo += slope / (4 * np.pi)
         pre, g, hdr = _gain_and_header(x, t0f, cfo, sps, preamble, hdr_rot, kh)
     return True, t0f, cfo, pre, g, hdr
+
+
+@nb.njit(cache=True, nogil=True)
+def equalise(s, known, pp, pv, windows, half_taps, margin):
+    """``BurstRx.stage_equalise`` in one call: least-squares equalisers trained on the known
+    symbols (a complex gain; widely linear with a DC term, 1 and 2 half_taps + 1 taps), each
+    tracked with every pilot window, the best kept by the leave-one-out pilot error with a
+    margin for the more complex choices. Returns (body, noise variance, found)."""
+    body0 = known.size
+    body_len = s.size - 2 * half_taps - body0
+    width = 2 * half_taps + 1
+    ncol = 2 * width + 1
+    a = np.empty((body0, ncol), np.complex128)  # taps, conjugate taps, DC: every candidate's columns
+    for j in range(body0):
+        for d in range(width):
+            v = s[j + d]
+            a[j, d] = v
+            a[j, width + d] = np.conj(v)
+        a[j, 2 * width] = 1.0
+    ah = np.ascontiguousarray(np.conj(a.T))
+    gram = ah @ a  # every candidate's normal equations are a block of these
+    rhs = ah @ known
+    best_nv = np.inf
+    best_eq = np.empty(0, np.complex64)
+    best_smooth = np.empty(0, np.complex128)
+    best_body = np.empty(0, np.complex128)
+    found = False
+    for cand in range(3):
+        half = 0 if cand < 2 else half_taps
+        wl = cand > 0
+        if cand == 2 and half_taps == 0:
+            break
+        taps = np.arange(half_taps - half, half_taps + half + 1)
+        cols = np.concatenate((taps, width + taps, np.array([2 * width]))) if wl else taps
+        g = np.empty((cols.size, cols.size), np.complex128)
+        r = np.empty(cols.size, np.complex128)
+        for i in range(cols.size):
+            r[i] = rhs[cols[i]]
+            for k in range(cols.size):
+                g[i, k] = gram[cols[i], cols[k]]
+        w = np.zeros(cols.size, np.complex128)
+        ok = True
+        try:
+            w = np.linalg.solve(g, r)
+        except Exception:  # noqa: BLE001 - singular: the least-squares solution of the columns
+            ok = False
+        if not ok:
+            w = np.linalg.lstsq(np.ascontiguousarray(a[:, cols]), known)[0]
+        if not np.all(np.isfinite(w.real)) or not np.all(np.isfinite(w.imag)):
+            continue
+        eq = apply_equaliser(s, body0, body_len, half_taps, half, wl, w)
+        smooths, counts, nvs = pilot_windows_all(eq, pp, pv, windows)
+        for i in range(windows.size):  # the longest window first
+            nv = max(nvs[i], 1e-4)
+            body = np.empty(0, np.complex128)
+            tracked = counts[i] < 3
+            if tracked:  # too few pilots in a window: the corrected body's own pilot error
+                body = apply_tracking(eq, pp, smooths[i])
+                acc = 0.0
+                for q in range(pp.size):
+                    e = body[pp[q]] - pv[q]
+                    acc += e.real * e.real + e.imag * e.imag
+                nv = max(acc / pp.size, 1e-4)
+            if not found or nv < best_nv * (1 - margin):
+                found = True
+                best_nv, best_eq, best_smooth = nv, eq, smooths[i].copy()
+                best_body = body
+    if not found:
+        return np.empty(0, np.complex128), 1.0, False
+    if best_body.size == 0:
+        best_body = apply_tracking(best_eq, pp, best_smooth)
+    return best_body, best_nv, True
