@@ -397,3 +397,35 @@ def test_equalise_kernel_matches_numpy(taps):
     want, nv_want = _equalise_numpy(s, known, pp)
     assert found and nv == pytest.approx(nv_want, rel=1e-6)
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_residual_carrier_kernel_matches_numpy():
+    """The compiled residual-carrier stage against its numpy expressions: the periodogram peak
+    on the grid, refined by a parabola, the intercept, and the line taken out of every symbol."""
+    from gnuradio.ncsc.phy.burst import PILOT_SEQ, RESIDUAL_CFO_MAX, _steering, pilot_positions
+
+    rng = np.random.default_rng(4)
+    body0, n_data, half = 256, 1152, 1
+    pp = pilot_positions(n_data)
+    total = body0 + n_data + pp.size
+    known = np.exp(0.5j * np.pi * (rng.integers(0, 4, body0) + 0.5))
+    k = np.arange(-half, total + half)
+    slope_true = 0.0021
+    s = np.exp(0.5j * np.pi * (rng.integers(0, 4, k.size) + 0.5))
+    s[half : half + body0] = known
+    s[half + body0 + pp] = PILOT_SEQ[: pp.size]
+    s = s * np.exp(1j * (0.7 + slope_true * k)) + 0.1 * (rng.standard_normal(k.size) + 1j * rng.standard_normal(k.size))
+    kk = np.concatenate([np.arange(body0), body0 + pp])
+    ref = np.concatenate([known, PILOT_SEQ[: pp.size]]).astype(np.complex128)
+    max_rad, steps = RESIDUAL_CFO_MAX * 2 * np.pi, 97
+    w = np.linspace(-max_rad, max_rad, steps)
+    got, slope = kernels.residual_carrier(s, ref, kk, half, _steering(kk, max_rad, steps), max_rad, w[1] - w[0])
+
+    z = s[kk + half] * np.conj(ref)
+    mag = np.abs(np.exp(-1j * np.outer(w, kk)) @ z)
+    i = int(np.argmax(mag))
+    den = mag[i - 1] - 2 * mag[i] + mag[i + 1]
+    want_slope = -max_rad + (i + np.clip(0.5 * (mag[i - 1] - mag[i + 1]) / den, -0.5, 0.5)) * (w[1] - w[0])
+    icpt = np.angle(np.sum(z * np.exp(-1j * want_slope * kk)))
+    assert slope == pytest.approx(want_slope, rel=1e-9) and abs(slope - slope_true) < 3e-4
+    np.testing.assert_allclose(got, s * np.exp(-1j * (icpt + want_slope * k)), atol=1e-9)

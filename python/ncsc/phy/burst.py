@@ -80,13 +80,6 @@ def rrc_taps(sps: int, beta: float, span: int = 8) -> np.ndarray:
     return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
 
 
-def _vertex(y: list, limit: float) -> float | None:
-    """Offset of the peak of the parabola through y(-1), y(0), y(1), clipped to +-limit; None if
-    the three points do not bend downwards (no peak there)."""
-    den = y[0] - 2 * y[1] + y[2]
-    return float(np.clip(0.5 * (y[0] - y[2]) / den, -limit, limit)) if den < 0 else None
-
-
 # Pilots are QPSK from a fixed sequence, not a constant: a constant pilot is improper, so
 # the widely linear equaliser's conjugate and DC terms would add to the pilots coherently
 # while they only add noise to the data, and the pilots would set a gain several percent
@@ -119,17 +112,6 @@ def _steering(k: np.ndarray, max_rad: float, steps: int) -> np.ndarray:
         w = np.linspace(-max_rad, max_rad, steps)
         m = _STEERING[key] = np.exp(-1j * np.outer(w, k))
     return m
-
-
-def _line_frequency(z: np.ndarray, k: np.ndarray, max_rad: float, steps: int = 97) -> float:
-    """Angular frequency (rad per symbol) of the line that best fits the phases of z at times k:
-    the peak of |sum z exp(-j w k)| on a grid over +-max_rad, refined by a parabola."""
-    w = np.linspace(-max_rad, max_rad, steps)
-    mag = np.abs(_steering(np.asarray(k), max_rad, steps) @ z)
-    i = int(np.argmax(mag))
-    if 0 < i < steps - 1:
-        i = i + (_vertex(list(mag[i - 1 : i + 2]), 0.5) or 0.0)
-    return float(-max_rad + i * (w[1] - w[0]))
 
 
 def _crc8(data: bytes) -> int:
@@ -552,10 +534,13 @@ class BurstRx:
         half_taps = EQ_TAPS // 2
         body0 = known.size
         kk = np.concatenate([np.arange(body0), body0 + pp])
-        z = s[kk + half_taps] * np.conj(np.concatenate([known, PILOT_SEQ[: pp.size]]))
-        slope = _line_frequency(z, kk, RESIDUAL_CFO_MAX * 2 * np.pi)
-        icpt = np.angle(np.sum(z * np.exp(-1j * slope * kk)))
-        return s * np.exp(-1j * (icpt + slope * k)), slope
+        ref = np.concatenate([known, PILOT_SEQ[: pp.size]]).astype(np.complex128)
+        max_rad, steps = RESIDUAL_CFO_MAX * 2 * np.pi, 97
+        w = np.linspace(-max_rad, max_rad, steps)
+        if k[0] != -half_taps:
+            raise ValueError("symbol indices must start at -EQ_TAPS // 2 (what stage_resample returns)")
+        return kernels.residual_carrier(np.ascontiguousarray(s, np.complex128), ref, kk, half_taps,
+                                        _steering(kk, max_rad, steps), max_rad, float(w[1] - w[0]))  # compiled
 
     def stage_equalise(self, s: np.ndarray, known: np.ndarray, pp: np.ndarray):
         """Equaliser and pilot tracking: (body symbols, noise variance), or None.

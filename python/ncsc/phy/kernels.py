@@ -577,3 +577,32 @@ def equalise(s, known, pp, pv, windows, half_taps, margin):
     if best_body.size == 0:
         best_body = apply_tracking(best_eq, pp, best_smooth)
     return best_body, best_nv, True
+
+
+@nb.njit(cache=True, nogil=True)
+def residual_carrier(s, ref, kk, half_taps, steer, max_rad, dw):
+    """``BurstRx.stage_residual_carrier`` in one call: z = the known symbols' samples against
+    their references ``ref`` at symbol indices kk, the peak of |steer @ z| (the periodogram on
+    the grid -max_rad + i dw) refined by a parabola, the intercept, and s with the line
+    removed (s[j] is symbol j - half_taps). Returns (corrected s, slope in rad per symbol)."""
+    n = kk.size
+    z = np.empty(n, np.complex128)
+    for i in range(n):
+        z[i] = s[kk[i] + half_taps] * np.conj(ref[i])
+    mag = np.abs(steer @ z)
+    steps = mag.size
+    i = int(np.argmax(mag))
+    pos = float(i)
+    if 0 < i < steps - 1:
+        den = mag[i - 1] - 2 * mag[i] + mag[i + 1]
+        if den < 0:
+            pos = i + min(max(0.5 * (mag[i - 1] - mag[i + 1]) / den, -0.5), 0.5)
+    slope = -max_rad + pos * dw
+    acc = 0j
+    for q in range(n):
+        acc += z[q] * np.exp(-1j * slope * kk[q])
+    icpt = np.arctan2(acc.imag, acc.real)
+    out = np.empty(s.size, np.complex128)
+    for j in range(s.size):
+        out[j] = s[j] * np.exp(-1j * (icpt + slope * (j - half_taps)))
+    return out, slope
