@@ -50,12 +50,16 @@ def fir_full(x, taps):
         xr[pad + i] = x[i].real
         xi[pad + i] = x[i].imag
     rev = taps[::-1].copy()
+    # tap by tap over all outputs (vectorises across outputs); each output still adds its
+    # products in tap order, so the sums are the ones the per-output loop made, bit for bit
+    ar = np.zeros(n + pad)
+    ai = np.zeros(n + pad)
+    for j in range(t_len):
+        t = rev[j]
+        for u in range(n + pad):
+            ar[u] += t * xr[u + j]
+            ai[u] += t * xi[u + j]
     out = np.empty(n + pad, np.complex128)
     for u in range(n + pad):
-        ar = 0.0
-        ai = 0.0
-        for j in range(t_len):
-            ar += rev[j] * xr[u + j]
-            ai += rev[j] * xi[u + j]
-        out[u] = complex(ar, ai)
+        out[u] = complex(ar[u], ai[u])
     return out
