@@ -13,10 +13,8 @@ from gnuradio.ncsc.blocks.pdu import from_pdu, to_pdu
 from gnuradio.ncsc.framing import Framer
 
 
-def test_image_source_emits_bitstreams_and_skips_bad_files(tiny_codec, small_image, tmp_path):
-    bad = tmp_path / "bad.jpg"
-    bad.write_text("nope")
-    src = ncsc.image_source(f"{small_image};{bad};{tmp_path / 'missing.png'};{small_image}", codec=tiny_codec)
+def _run_source(src):
+    """Run an Image Source in a top block until it has sent every image; its messages."""
     tb = gr.top_block()
     sink = blocks.message_debug()
     tb.msg_connect(src, "out", sink, "store")
@@ -25,6 +23,14 @@ def test_image_source_emits_bitstreams_and_skips_bad_files(tiny_codec, small_ima
     time.sleep(0.1)
     tb.stop()
     tb.wait()
+    return sink
+
+
+def test_image_source_emits_bitstreams_and_skips_bad_files(tiny_codec, small_image, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    src = ncsc.image_source(f"{small_image};{bad};{tmp_path / 'missing.png'};{small_image}", codec=tiny_codec)
+    sink = _run_source(src)
     assert sink.num_messages() == 2 and src.skipped == 2
     meta, data = from_pdu(sink.get_message(1), np.uint8)
     assert meta["image_id"] == 1 and meta["bits"] == 8 * data.size and data[:4].tobytes() == b"NCSC"
@@ -155,14 +161,7 @@ def test_image_source_encodes_its_first_image_before_start(tiny_codec, small_ima
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG not really")
     src = ncsc.image_source(f"{bad};{small_image}", codec=tiny_codec, first_id=7)
-    tb = gr.top_block()
-    sink = blocks.message_debug()
-    tb.msg_connect(src, "out", sink, "store")
-    tb.start()
-    src.finished.wait(60)
-    time.sleep(0.1)
-    tb.stop()
-    tb.wait()
+    sink = _run_source(src)
     assert src.skipped == 1 and sink.num_messages() == 1
     assert from_pdu(sink.get_message(0), np.uint8)[0]["image_id"] == 7
 
