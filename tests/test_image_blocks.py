@@ -167,5 +167,14 @@ def test_image_source_encodes_its_first_image_before_start(tiny_codec, small_ima
 
     # a good first file: encoded at construction, sent at start with the first id
     src = ncsc.image_source(f"{small_image};{small_image}", codec=tiny_codec, first_id=3)
-    meta, data = src._first.result()  # done without the flowgraph running
+    meta, data = src._setup.take_first()  # done without the flowgraph running
     assert meta["image_id"] == 3 and data[:4] == b"NCSC"
+    assert src._setup.take_first() is None  # sent once
+
+
+def test_image_source_without_weights_logs_and_sends_nothing(small_image, tmp_path):
+    """The named codec loads on the source's setup thread: weights that are not there stop the
+    source with a logged error when the flowgraph starts, and the flowgraph runs on."""
+    src = ncsc.image_source(str(small_image), weights_dir=str(tmp_path / "no-weights"))
+    sink = _run_source(src)
+    assert sink.num_messages() == 0 and src._setup.error is not None and src.sent == 0
