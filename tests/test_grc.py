@@ -260,4 +260,5 @@ def test_gui_benchmark_times_the_first_picture(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     fig = res["loopback_awgn_gui"]
     assert 0 < fig["window_s"] < fig["first_picture_s"] < 300 and res["goal_s"] == 10.0
+    assert 0 < res["import_s"] < fig["first_picture_s"]  # the machine's speed, to compare runs by
     assert json.loads((tmp_path / "gui.json").read_text()) == res

@@ -6,7 +6,9 @@ compiles each GUI flowgraph with ``grcc``, starts it in a fresh Python process u
 included) and times, from the moment the process is launched: the window shown, the first
 point in the constellation view's input (the link running) and the first picture in the
 Image Viewer. The median of ``--runs`` runs is reported. The last line is one JSON object:
-``{flowgraph: {window_s, first_picture_s}}`` plus ``goal_s`` (10 s).
+``{flowgraph: {window_s, first_picture_s}}`` plus ``goal_s`` (10 s) and ``import_s``: the
+median time of ``import torch, compressai`` in a fresh process, most of the wait and the
+figure to compare runs by (this machine's speed varies from hour to hour).
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ def time_once(script: Path, name: str, image: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def import_seconds(runs: int = 3) -> float:
+    """Median wall time of a fresh interpreter importing torch and CompressAI."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-W", "ignore", "-c", "import torch, compressai"], check=True,
+                       capture_output=True, timeout=300)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.gui", description=__doc__.splitlines()[0])
     p.add_argument("--flowgraph", nargs="+", default=list(FLOWGRAPHS), choices=FLOWGRAPHS)
@@ -103,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print(name, runs, file=sys.stderr)
             result[name] = {key: round(statistics.median(r[key] for r in runs), 2)
                             for key in ("window_s", "first_picture_s")}
-    result.update(goal_s=GOAL_S, runs=args.runs, cores=os.cpu_count())
+    result.update(goal_s=GOAL_S, runs=args.runs, cores=os.cpu_count(), import_s=round(import_seconds(args.runs), 2))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "gui.json").write_text(json.dumps(result, indent=1) + "\n")
