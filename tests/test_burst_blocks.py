@@ -273,3 +273,17 @@ def test_sliced_image_over_the_burst_link_arrives_in_part(tiny_codec, tmp_path):
     head = len(bursts) - rec["codewords"]  # bursts beyond the blocks: the head's second copies
     assert head > 0 and rx.receiver.stats["emitted"] == rec["codewords"] - 1  # copies added: one PDU each
     assert rec["symbols"] == len(bursts) * 1152  # the record counts every burst sent, copies too
+
+
+def test_burst_receiver_keeps_only_recent_reports():
+    """A receiver runs for hours at hundreds of bursts a second: it keeps the most recent
+    reports, not all of them."""
+    from gnuradio.ncsc.blocks._receiver import REPORTS_KEPT, burst_receiver
+    from gnuradio.ncsc.phy.burst import BurstReport
+
+    b = burst_receiver(4, 0.35, 1e6, 0.5, 4608)
+    header = {"modulation": "16qam", "code_id": 0, "n_symbols": 1152}
+    for i in range(REPORTS_KEPT + 200):
+        b._emit(BurstReport(i, 0.0, 12.0, 0.06, header, np.zeros(4608, np.float32)), 1000 * i)
+    assert len(b.reports) == REPORTS_KEPT and b.reports[-1]["burst_start"] == 1000 * (REPORTS_KEPT + 199)
+    assert b.stats["emitted"] == REPORTS_KEPT + 200

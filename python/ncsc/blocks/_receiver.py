@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 import numpy as np
 import pmt
@@ -17,6 +18,7 @@ from .ldpc_decoder import decode_pdu
 from .pdu import PORT_OUT, to_pdu
 
 PORT_SYMBOLS = "symbols"
+REPORTS_KEPT = 1000  # the most recent bursts' reports (a receiver runs for hours: ~500 bursts a second)
 
 
 class burst_receiver(gr.sync_block):  # noqa: N801
@@ -48,7 +50,7 @@ class burst_receiver(gr.sync_block):  # noqa: N801
         self.done_until = -(1 << 62)  # absolute index up to which bursts were handled
         self.search_from = 0  # absolute index from which the next search starts
         self.stats = {"detected": 0, "decoded_headers": 0, "emitted": 0, "bad_header": 0}
-        self.reports = []
+        self.reports = deque(maxlen=REPORTS_KEPT)
         self.decoder = decoder
         self.combiner = CopyCombiner()  # copies of a repeated codeword, summed before decoding
         self.idle_flush = 0.5  # seconds without input after which the buffer is searched to its end
