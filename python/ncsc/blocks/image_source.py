@@ -2,7 +2,9 @@
 
 A worker thread encodes the images (a file, a ';'-separated list or a folder, optionally
 repeating) and publishes each as ``pmt.cons(meta, u8vector)``. An unreadable or
-unsupported file is logged and skipped; the source goes on with the next image.
+unsupported file is logged and skipped; the source goes on with the next image. The codec
+loads, and the first image is encoded, on a setup thread from construction on, so that a
+flowgraph is built and shown while torch and the weights load.
 """
 
 from __future__ import annotations
