@@ -622,12 +622,11 @@ def track_pilots(body: np.ndarray, pp: np.ndarray, pv: np.ndarray, window: int):
     that error, pilot noise plus reference noise, is what a data symbol sees, so it also ranks
     the candidate equalisers and windows fairly.
     """
-    smooth, min_count, nv = kernels.pilot_windows(body, np.ascontiguousarray(pp, np.int64),
-                                                  np.ascontiguousarray(pv, np.complex128), int(window))
-    if min_count < 3:
-        body = apply_tracking(body, pp, smooth)
-        return max(float(np.mean(np.abs(body[pp] - pv) ** 2)), 1e-4), body, smooth
-    return max(nv, 1e-4), None, smooth
+    pp = np.ascontiguousarray(pp, np.int64)
+    pv = np.ascontiguousarray(pv, np.complex128)
+    smooth, min_count, nv = kernels.pilot_windows(body, pp, pv, int(window))
+    nv, corrected = kernels.window_error(body, pp, pv, smooth, min_count, nv)  # what kernels.equalise uses
+    return float(nv), (corrected if corrected.size else None), smooth
 
 
 def burst_symbols(n_data: int) -> int:

@@ -506,6 +506,21 @@ def carrier_sync(x, t0, cfo, sps, preamble, hdr_rot, hdr_len):
 
 
 @nb.njit(cache=True, nogil=True)
+def window_error(body, pp, pv, smooth, count, nv):
+    """One tracking window's noise variance (``burst.track_pilots``): the leave-one-out figure
+    ``nv``, or with fewer than 3 pilots in a window the corrected body's own pilot error, and
+    then that corrected body (else an empty one: corrected only when needed). Floor 1e-4."""
+    if count >= 3:
+        return max(nv, 1e-4), np.empty(0, np.complex128)
+    corrected = apply_tracking(body, pp, smooth)
+    acc = 0.0
+    for q in range(pp.size):
+        e = corrected[pp[q]] - pv[q]
+        acc += e.real * e.real + e.imag * e.imag
+    return max(acc / pp.size, 1e-4), corrected
+
+
+@nb.njit(cache=True, nogil=True)
 def equalise(s, known, pp, pv, windows, half_taps, margin):
     """``BurstRx.stage_equalise`` in one call: least-squares equalisers trained on the known
     symbols (a complex gain; widely linear with a DC term, 1 and 2 half_taps + 1 taps), each
@@ -556,16 +571,7 @@ def equalise(s, known, pp, pv, windows, half_taps, margin):
         eq = apply_equaliser(s, body0, body_len, half_taps, half, wl, w)
         smooths, counts, nvs = pilot_windows_all(eq, pp, pv, windows)
         for i in range(windows.size):  # the longest window first
-            nv = max(nvs[i], 1e-4)
-            body = np.empty(0, np.complex128)
-            tracked = counts[i] < 3
-            if tracked:  # too few pilots in a window: the corrected body's own pilot error
-                body = apply_tracking(eq, pp, smooths[i])
-                acc = 0.0
-                for q in range(pp.size):
-                    e = body[pp[q]] - pv[q]
-                    acc += e.real * e.real + e.imag * e.imag
-                nv = max(acc / pp.size, 1e-4)
+            nv, body = window_error(eq, pp, pv, smooths[i], counts[i], nvs[i])
             if not found or nv < best_nv * (1 - margin):
                 found = True
                 best_nv, best_eq, best_smooth = nv, eq, smooths[i].copy()
