@@ -402,7 +402,7 @@ def test_equalise_kernel_matches_numpy(taps):
 def test_residual_carrier_kernel_matches_numpy():
     """The compiled residual-carrier stage against its numpy expressions: the periodogram peak
     on the grid, refined by a parabola, the intercept, and the line taken out of every symbol."""
-    from gnuradio.ncsc.phy.burst import PILOT_SEQ, RESIDUAL_CFO_MAX, _steering, pilot_positions
+    from gnuradio.ncsc.phy.burst import PILOT_SEQ, RESIDUAL_CFO_MAX, RESIDUAL_STEPS, _steering, pilot_positions
 
     rng = np.random.default_rng(4)
     body0, n_data, half = 256, 1152, 1
@@ -417,7 +417,7 @@ def test_residual_carrier_kernel_matches_numpy():
     s = s * np.exp(1j * (0.7 + slope_true * k)) + 0.1 * (rng.standard_normal(k.size) + 1j * rng.standard_normal(k.size))
     kk = np.concatenate([np.arange(body0), body0 + pp])
     ref = np.concatenate([known, PILOT_SEQ[: pp.size]]).astype(np.complex128)
-    max_rad, steps = RESIDUAL_CFO_MAX * 2 * np.pi, 97
+    max_rad, steps = RESIDUAL_CFO_MAX * 2 * np.pi, RESIDUAL_STEPS
     w = np.linspace(-max_rad, max_rad, steps)
     got, slope = kernels.residual_carrier(s, ref, kk, half, _steering(kk, max_rad, steps), max_rad, w[1] - w[0])
 

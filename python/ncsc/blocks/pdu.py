@@ -22,6 +22,12 @@ _VECTOR_KIND = {
     np.dtype(np.complex64): "c32",
 }
 _CHECK = {"u8": pmt.is_u8vector, "f32": pmt.is_f32vector, "c32": pmt.is_c32vector}
+
+
+class PduError(ValueError):
+    """A PDU that a block cannot process (wrong type, wrong length, bad values)."""
+
+
 # Payloads cross into and out of pmt through its serialised form (pmt_serialize.cc: tag
 # ST_UVECTOR, element type, u32 length, a pad count and that many pad bytes, then the
 # elements big-endian): one bytes copy each way, where the element lists of
@@ -44,8 +50,6 @@ def _from_uvector(kind: str, vec: pmt.pmt_t, dtype) -> np.ndarray:
     if raw[0] != _ST_UVECTOR or raw[1] != _UVI[kind] or len(raw) != start + n * _WIRE[kind].itemsize:
         raise PduError(f"PDU payload is not a well-formed {kind}vector")
     return np.frombuffer(raw, _WIRE[kind], n, start).astype(dtype)
-class PduError(ValueError):
-    """A PDU that a block cannot process (wrong type, wrong length, bad values)."""
 
 
 def to_pdu(meta: dict, data: np.ndarray) -> pmt.pmt_t:

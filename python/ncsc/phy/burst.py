@@ -32,6 +32,7 @@ SEG = 16
 N_SEG = 4
 PILOT_EVERY = 16
 RESIDUAL_CFO_MAX = 1e-3  # cycles per symbol left after the preamble and header
+RESIDUAL_STEPS = 97  # frequencies on the residual-carrier search grid over +-RESIDUAL_CFO_MAX
 TRACK_WINDOWS = (9, 17, 33, 65, 1 << 16)  # tracking windows (pilots) tried per burst
 CHOICE_MARGIN = 0.03  # a more complex equaliser or a shorter window must do this much better
 EQ_TAPS = 3
@@ -89,6 +90,9 @@ PILOT_SEQ = (np.exp(0.5j * np.pi * (np.random.default_rng(0xB1107).integers(0, 4
 
 
 _STEERING: dict = {}
+# the residual-carrier grid: +-max rad per symbol, and its spacing (what np.linspace steps by)
+_RESIDUAL_RAD = RESIDUAL_CFO_MAX * 2 * np.pi
+_RESIDUAL_DW = float(np.diff(np.linspace(-_RESIDUAL_RAD, _RESIDUAL_RAD, RESIDUAL_STEPS)[:2])[0])
 _CONTROLLER = None
 _WARM = False  # BurstRx.warm_up has run in this process
 
@@ -535,12 +539,11 @@ class BurstRx:
         body0 = known.size
         kk = np.concatenate([np.arange(body0), body0 + pp])
         ref = np.concatenate([known, PILOT_SEQ[: pp.size]]).astype(np.complex128)
-        max_rad, steps = RESIDUAL_CFO_MAX * 2 * np.pi, 97
-        w = np.linspace(-max_rad, max_rad, steps)
         if k[0] != -half_taps:
             raise ValueError("symbol indices must start at -EQ_TAPS // 2 (what stage_resample returns)")
         return kernels.residual_carrier(np.ascontiguousarray(s, np.complex128), ref, kk, half_taps,
-                                        _steering(kk, max_rad, steps), max_rad, float(w[1] - w[0]))  # compiled
+                                        _steering(kk, _RESIDUAL_RAD, RESIDUAL_STEPS), _RESIDUAL_RAD,
+                                        _RESIDUAL_DW)  # compiled
 
     def stage_equalise(self, s: np.ndarray, known: np.ndarray, pp: np.ndarray):
         """Equaliser and pilot tracking: (body symbols, noise variance), or None.
