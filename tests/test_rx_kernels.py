@@ -354,7 +354,7 @@ def test_carrier_sync_matches_numpy(esn0, cfo, cut):
 
 def _equalise_numpy(s, known, pp, half_taps=1, margin=0.03, windows=(9, 17, 33, 65, 1 << 16)):
     """stage_equalise as it was in numpy (least squares per candidate, track_pilots per window)."""
-    from gnuradio.ncsc.phy.burst import PILOT_SEQ, apply_tracking, track_pilots
+    from gnuradio.ncsc.phy.burst import PILOT_SEQ, track_pilots
 
     body0, width = known.size, 2 * half_taps + 1
     body_len = s.size - 2 * half_taps - body0
@@ -373,7 +373,7 @@ def _equalise_numpy(s, known, pp, half_taps=1, margin=0.03, windows=(9, 17, 33, 
             if best is None or nv < best[0] * (1 - margin):
                 best = (nv, body, smooth, eq)
     nv, body, smooth, eq = best
-    return (apply_tracking(eq, pp, smooth) if body is None else body), nv
+    return (kernels.apply_tracking(eq, pp.astype(np.int64), smooth) if body is None else body), nv
 
 
 @pytest.mark.parametrize("taps", [(1.0,), (1.0, 0.4j, -0.2)])

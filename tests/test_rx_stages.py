@@ -9,13 +9,13 @@ import pytest
 from gnuradio.ncsc.channel.impairments import Impairments
 from gnuradio.ncsc.fec import nr_code
 from gnuradio.ncsc.fec.encoder import encode
+from gnuradio.ncsc.phy import kernels
 from gnuradio.ncsc.phy.burst import (
     EQ_TAPS,
     HDR_ROT,
     PILOT_SEQ,
     BurstRx,
     BurstTx,
-    apply_tracking,
     pilot_positions,
     track_pilots,
 )
@@ -131,5 +131,5 @@ def test_stage_equalise_and_pilot_tracking():
     # tracking alone: a slow phase walk over the body is followed by the pilots
     walk = body * np.exp(1j * np.linspace(0, 1.5, body.size))
     nv_t, corrected, smooth = track_pilots(walk, pp, PILOT_SEQ[: pp.size], 9)
-    corrected = apply_tracking(walk, pp, smooth) if corrected is None else corrected
+    corrected = kernels.apply_tracking(walk, pp.astype(np.int64), smooth) if corrected is None else corrected
     assert np.max(np.abs(np.angle(corrected[pp[0]:pp[-1]] / body[pp[0]:pp[-1]]))) < 0.05

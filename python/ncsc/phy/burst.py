@@ -610,12 +610,6 @@ def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return w if np.all(np.isfinite(w)) else None
 
 
-def apply_tracking(body: np.ndarray, pp: np.ndarray, smooth: np.ndarray) -> np.ndarray:
-    """Correct the body by the smoothed pilot phase and gain, interpolated between pilots."""
-    return kernels.apply_tracking(np.ascontiguousarray(body), np.ascontiguousarray(pp, np.int64),
-                                  np.ascontiguousarray(smooth, np.complex128))
-
-
 def track_pilots(body: np.ndarray, pp: np.ndarray, pv: np.ndarray, window: int):
     """Phase and gain from the pilots, smoothed in the complex plane over ``window`` pilots (no
     unwrapping of noisy phases); returns (noise var, corrected body or None, smooth): the body is

@@ -304,8 +304,8 @@ def unwrap(p):
 @nb.njit(cache=True, nogil=True)
 def apply_tracking(body, pp, smooth):
     """body corrected by the pilots' smoothed phase and gain, both interpolated linearly between
-    the pilot positions pp (held beyond the ends), the phase unwrapped first: what
-    ``burst.apply_tracking`` computed with np.unwrap and two np.interp."""
+    the pilot positions pp (held beyond the ends), the phase unwrapped first: what np.unwrap
+    and two np.interp compute (``test_apply_tracking_matches_numpy``)."""
     ph = unwrap(np.arctan2(smooth.imag, smooth.real))
     amp = np.abs(smooth)
     out = np.empty(body.size, np.complex128)
