@@ -8,7 +8,7 @@ import pytest
 from conftest import run_pdus
 from gnuradio import gr, ncsc
 
-from gnuradio.ncsc.blocks.pdu import PduError, from_pdu, to_pdu
+from gnuradio.ncsc.blocks.pdu import PduError, from_pdu, meta_to_pmt, to_pdu
 from gnuradio.ncsc.fec import encode, nr_code
 from gnuradio.ncsc.modulation import modulate
 
@@ -148,3 +148,24 @@ def test_pdu_payloads_cross_pmt_unchanged(dtype):
         assert meta == {"n": n} and b.dtype == dtype and np.array_equal(a, b)
     with pytest.raises(PduError):  # the wrong payload type is refused, not reinterpreted
         from_pdu(to_pdu({}, np.zeros(4, np.uint8)), np.float32)
+
+
+@pytest.mark.parametrize("meta", [
+    {},
+    {"burst_start": 123456789012, "cfo": -1.5e-3, "detected": True, "modulation": "16qam", "n": -5,
+     "ldpc_ok": [True, False], "ldpc_iterations": [3, 50], "flt": [1.5, -2.0], "none": [], "big": -(2**40),
+     "name": "\u00e9t\u00e9", "nan": float("nan")},
+    {"nested": {"a": 1}}, {1: 2}, {"t": (1, 2)}, {"x": np.float64(2.5)},
+])
+def test_metadata_to_pmt_is_pmt_to_pmt(meta):
+    """The receiver's fast path for flat metadata builds what pmt.to_pmt builds (anything else
+    goes through pmt.to_pmt itself)."""
+    assert pmt.serialize_str(meta_to_pmt(meta)) == pmt.serialize_str(pmt.to_pmt(meta))
+
+
+def test_metadata_to_pmt_refuses_what_pmt_refuses():
+    for meta in ({"huge": 2**70}, {"y": np.int64(3)}):
+        with pytest.raises((TypeError, ValueError)):
+            pmt.to_pmt(meta)
+        with pytest.raises((TypeError, ValueError)):
+            meta_to_pmt(meta)

@@ -90,6 +90,50 @@ def test_detection_metric_with_central_taps_is_the_metric_of_the_trimmed_filter(
         np.testing.assert_allclose(got[1], ref[1], rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("step", [1, 2])
+@pytest.mark.parametrize("start", [0, 1, 1057, 4999])
+def test_detection_metric_from_a_start_is_the_whole_metric_there(step, start):
+    """A stream search passes the samples before its start as history: the metric from
+    ``out_from`` on is the metric of the whole block there, and zero before it."""
+    rng = np.random.default_rng(4)
+    s = (rng.standard_normal(9000) + 1j * rng.standard_normal(9000) + 0.2).astype(np.complex64)
+    taps = rrc_taps(4, 0.35).astype(np.float64)
+    lag = SEG * 4
+    whole = kernels.detection_metric(s, taps, lag, (N_SEG - 1) * lag, DC_WINDOW, step, 6)
+    part = kernels.detection_metric(s, taps, lag, (N_SEG - 1) * lag, DC_WINDOW, step, 6, start)
+    for w, p in zip(whole, part, strict=True):
+        assert p.size == w.size
+        assert not np.any(p[:start])
+        np.testing.assert_allclose(p[start:], w[start:], rtol=1e-9, atol=1e-9)
+
+
+def test_preamble_search_matches_numpy():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(3000) + 1j * rng.standard_normal(3000)
+    ref = rng.standard_normal(64) + 1j * rng.standard_normal(64)
+    lo, hi, sps = 37, 549, 4
+    got = kernels.preamble_search(x, lo, hi, sps, ref)
+    want = np.abs([np.sum(x[t : t + 64 * sps : sps] * ref) for t in range(lo, hi)])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_resample_matches_numpy():
+    """The burst at symbol rate: cubic interpolation at drifting positions, the carrier removed
+    (a stepped phasor: within 1e-12 of an exp per symbol), zero outside the samples."""
+    from gnuradio.ncsc.dsp import interp_cubic
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(5000) + 1j * rng.standard_normal(5000)
+    t0, sps, offset, drift, cfo = 7.3, 4, -0.4, 2e-4, 3e-3
+    k = np.arange(-3, 1300)
+    pos = t0 + k * sps + offset + drift * k
+    want = interp_cubic(x, pos) * np.exp(-2j * np.pi * cfo * k)
+    want[(pos < 1) | (pos > x.size - 3)] = 0
+    got = kernels.resample(x, t0, sps, offset, drift, cfo, -3, k.size)
+    assert np.count_nonzero(want == 0) > 0 and np.count_nonzero(want) > 1000
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
 def test_detection_at_step_two_finds_what_step_one_finds():
     """The receiver detects with step 2 and the filter's central taps: every burst of a low-SNR
     stream is found, as with every output of the whole filter."""

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..dsp import fir_full, interp_cubic
+from ..dsp import fir_full
 from ..modulation import bits_per_symbol, demodulate, modulate
 from . import kernels
 from .copies import parse_copy
@@ -257,15 +257,17 @@ class BurstRx:
             return n == payload_symbols(self.code_bits, header["modulation"])
         return 0 < n <= MAX_PAYLOAD_SYMBOLS
 
-    def metric(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def metric(self, samples: np.ndarray, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Detection metric of raw samples (DC blocker, matched filter, Schmidl-Cox over N_SEG-1
         repetitions): (normalised correlation, correlation) per start position, on the matched
         filter's time axis. Each window's own mean is taken out first: a DC offset is a perfect
         repetition, and the leftover of the DC blocker in the silence before a strong burst (a
-        centred average that already sees the burst) would otherwise read as a preamble there."""
+        centred average that already sees the burst) would otherwise read as a preamble there.
+        Positions before ``start`` (samples given as history) are zero."""
         lag = SEG * self.sps
         return kernels.detection_metric(np.ascontiguousarray(samples, np.complex64), self._taps64, lag,
-                                        (N_SEG - 1) * lag, DC_WINDOW, self.detect_step, self.detect_half)
+                                        (N_SEG - 1) * lag, DC_WINDOW, self.detect_step, self.detect_half,
+                                        int(start))
 
     def max_burst_samples(self) -> int:
         """Samples of the longest burst a header may announce (the code's at its lowest order)."""
@@ -320,7 +322,7 @@ class BurstRx:
         sps = self.sps
         # the metric from a little before ``start``: its DC blocker and filter need the history
         a0 = max(0, start - DC_WINDOW - self.taps.size)
-        metric, corr = self.metric(samples[a0:])
+        metric, corr = self.metric(samples[a0:], start - a0)
         plateau = (N_SEG + 1) * SEG * sps
         head = (self.pre_len + self.hdr_len + N_SEG * SEG) * sps + 2 * self.taps.size
         reports = []
@@ -523,9 +525,8 @@ class BurstRx:
         # the offset from the preamble and header: contiguous known symbols, no unknown neighbours
         offset = self._timing_offset(x, t0f, cfo, drift, np.arange(body0), known)
         k = np.arange(-half_taps, total + half_taps)
-        pos = t0f + k * sps + offset + drift * k
-        s = interp_cubic(x, pos) * np.exp(-2j * np.pi * cfo * k)
-        s[(pos < 1) | (pos > x.size - 3)] = 0
+        s = kernels.resample(np.ascontiguousarray(x, np.complex128), float(t0f), sps, float(offset), float(drift),
+                             float(cfo), -half_taps, k.size)  # compiled
         return s, known, pp, k
 
     def stage_residual_carrier(self, s: np.ndarray, known: np.ndarray, pp: np.ndarray, k: np.ndarray):

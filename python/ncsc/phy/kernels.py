@@ -15,25 +15,50 @@ from ..dsp import cubic_at
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
-def _fir_full(pr, pi, taps_rev, n, step, j0, j1):
+def _fir_full(pr, pi, taps_rev, n, step, j0, j1, q0=0):
     """Every ``step``-th output of the 'full' convolution of the zero-padded (pr, pi) (n samples,
-    len(taps)-1 zeros each side), with the reversed taps outside [j0, j1) taken as zero."""
+    len(taps)-1 zeros each side), with the reversed taps outside [j0, j1) taken as zero; outputs
+    before ``q0`` are left zero."""
     t_len = taps_rev.size
     m = (n + t_len - 1 + step - 1) // step
     xr = np.zeros(m, np.float32)
     xi = np.zeros(m, np.float32)
-    # tap by tap over all outputs (vectorises across outputs; a dot product per output over
-    # 13 taps did not): each output still adds its products in tap order
+    if q0 >= m:
+        return xr, xi
+    # the input split into its step phases, so that each tap's pass over the outputs reads
+    # contiguous samples; tap by tap over all outputs, each output still adds its products in
+    # tap order. The passes index slices from 0: an index that numba cannot prove non-negative
+    # gets a wraparound check per element, which stops LLVM vectorising (9x slower here).
+    n_out = m - q0
+    reach = (j1 - 1) // step + 1
+    n_ph = n_out + reach
+    ph_r = np.zeros((step, n_ph), np.float32)
+    ph_i = np.zeros((step, n_ph), np.float32)
+    for r in range(step):
+        base = q0 * step + r
+        cnt = min(n_ph, max(0, (pr.size - 1 - base) // step + 1))
+        src_r = pr[base:]
+        src_i = pi[base:]
+        dst_r = ph_r[r]
+        dst_i = ph_i[r]
+        for k in range(cnt):
+            dst_r[k] = src_r[k * step]
+            dst_i[k] = src_i[k * step]
+    o_r = xr[q0:]
+    o_i = xi[q0:]
     for j in range(j0, j1):
         t = taps_rev[j]
-        for q in range(m):
-            xr[q] += t * pr[q * step + j]
-            xi[q] += t * pi[q * step + j]
+        d = j // step
+        a_r = ph_r[j % step, d : d + n_out]
+        a_i = ph_i[j % step, d : d + n_out]
+        for k in range(n_out):
+            o_r[k] += t * a_r[k]
+            o_i[k] += t * a_i[k]
     return xr, xi
 
 
 @nb.njit(cache=True, nogil=True)
-def detection_metric(s, taps, lag, win, dc_window, step=1, half=-1):
+def detection_metric(s, taps, lag, win, dc_window, step=1, half=-1, out_from=0):
     """Schmidl-Cox metric of ``s`` after a centred DC blocker (``dc_window`` samples) and the
     matched filter ``taps`` ('full' convolution): (normalised correlation, correlation) per
     start position t over windows of ``win + lag`` samples, each window's own mean removed
@@ -43,7 +68,11 @@ def detection_metric(s, taps, lag, win, dc_window, step=1, half=-1):
     holds each value for step positions: the filtered signal is oversampled (sps 4, its band
     a third of the rate), so every second output carries nearly all of its information, at
     half the work. ``half`` >= 0 keeps only the 2 half + 1 central taps of the (symmetric)
-    filter on the same time axis (the RRC's central 13 of 33 hold 99.5 % of its energy)."""
+    filter on the same time axis (the RRC's central 13 of 33 hold 99.5 % of its energy).
+
+    ``out_from``: positions before it are left zero and cost nothing: a stream search passes
+    the samples before its start as history only (the DC blocker's and filter's reach), which
+    was a fifth to a third of the detector's work."""
     n = s.size
     t_len = taps.size
     m_full = n + t_len - 1
@@ -55,39 +84,51 @@ def detection_metric(s, taps, lag, win, dc_window, step=1, half=-1):
     pad = t_len - 1
     dr = np.zeros(n + 2 * pad, np.float32)  # zero-padded on both sides for the filter
     di = np.zeros(n + 2 * pad, np.float32)
+    w = min(dc_window, n)
+    # only the DC-blocked samples that the filter outputs from out_from on read, and the
+    # running sums those need (from c0 on: differences of them are all that is used)
+    q_first = max(out_from, 0) // step
+    i_first = min(max(q_first * step - pad, 0), n)
+    c0 = max(i_first - w // 2, 0)
+    csr = np.zeros(n + 1)
+    csi = np.zeros(n + 1)
     cr = 0.0
     ci = 0.0
-    csr = np.empty(n + 1)
-    csi = np.empty(n + 1)
-    csr[0] = 0.0
-    csi[0] = 0.0
-    for i in range(n):
+    for i in range(c0, n):
         cr += s[i].real
         ci += s[i].imag
         csr[i + 1] = cr
         csi[i + 1] = ci
-    w = min(dc_window, n)
     inner_lo = w // 2
     inner_hi = n - (w - w // 2)
     inv_w = 1.0 / max(w, 1)
-    for i in range(n):
-        lo = i - w // 2
-        hi = i + w - w // 2
-        if inner_lo <= i <= inner_hi:
-            dr[pad + i] = s[i].real - (csr[hi] - csr[lo]) * inv_w
-            di[pad + i] = s[i].imag - (csi[hi] - csi[lo]) * inv_w
-        else:
-            lo = min(max(lo, 0), n)
-            hi = min(max(hi, 0), n)
-            c = max(hi - lo, 1)
-            dr[pad + i] = s[i].real - (csr[hi] - csr[lo]) / c
-            di[pad + i] = s[i].imag - (csi[hi] - csi[lo]) / c
+    # the edges (a window cut by the block's ends: the samples there are), then the inside
+    # as one loop over slices (vectorises; see _fir_full)
+    for i in list(range(i_first, min(inner_lo, n))) + list(range(max(inner_hi + 1, i_first), n)):
+        lo = min(max(i - w // 2, 0), n)
+        hi = min(max(i + w - w // 2, 0), n)
+        c = max(hi - lo, 1)
+        dr[pad + i] = s[i].real - (csr[hi] - csr[lo]) / c
+        di[pad + i] = s[i].imag - (csi[hi] - csi[lo]) / c
+    a = max(i_first, inner_lo)
+    cnt = inner_hi + 1 - a
+    if cnt > 0:
+        o_r = dr[pad + a : pad + a + cnt]
+        o_i = di[pad + a : pad + a + cnt]
+        x_in = s[a : a + cnt]
+        h_r = csr[a + w - w // 2 :]
+        h_i = csi[a + w - w // 2 :]
+        l_r = csr[a - w // 2 :]
+        l_i = csi[a - w // 2 :]
+        for k in range(cnt):
+            o_r[k] = x_in[k].real - (h_r[k] - l_r[k]) * inv_w
+            o_i[k] = x_in[k].imag - (h_i[k] - l_i[k]) * inv_w
     # matched filter, full convolution: a dot product per output over zero-padded input (the
     # form LLVM vectorises; fastmath only on this kernel's float32 sums)
     j0, j1 = 0, t_len
     if 0 <= half < t_len // 2:
         j0, j1 = t_len // 2 - half, t_len // 2 + half + 1
-    xr, xi = _fir_full(dr, di, taps.astype(np.float32)[::-1].copy(), n, step, j0, j1)
+    xr, xi = _fir_full(dr, di, taps.astype(np.float32)[::-1].copy(), n, step, j0, j1, q_first)
     m = xr.size
     n_full = m_full - span_full if m_full > span_full else 0
     n_out = m - span if m > span else 0
@@ -97,39 +138,60 @@ def detection_metric(s, taps, lag, win, dc_window, step=1, half=-1):
         return norm_full, corr_full
     norm = np.zeros(n_out, np.float64)
     corr = np.zeros(n_out, np.complex64)
-    # running sums over the windows, in real arithmetic (re-seeded every 4096 positions so
-    # rounding cannot drift): p = sum x[u+lag] conj(x[u]), energy, and the sums for the means
+    # window sums as differences of prefix sums, per block of 4096 positions (re-seeded per
+    # block, so rounding cannot grow with the stream): p = sum x[u+lag] conj(x[u]), energy,
+    # and the sums for the means. The prefix loop is the only serial one; the per-position
+    # arithmetic then vectorises (slices indexed from 0: see _fir_full)
     scale = (win // lag) / (win // lag + 1.0)
-    for t0 in range(0, n_out, 4096):
+    for t0 in range(min(q_first, n_out), n_out, 4096):
         t1 = min(n_out, t0 + 4096)
-        pr = pi = e = sxr = sxi = ser = sei = slr = sli = 0.0
-        for u in range(t0, t0 + win):
-            ar, ai, br, bi = xr[u + lag], xi[u + lag], xr[u], xi[u]
-            pr += ar * br + ai * bi
-            pi += ai * br - ar * bi
-            ser += br
-            sei += bi
-            slr += ar
-            sli += ai
-        for u in range(t0, t0 + span):
-            e += xr[u] * xr[u] + xi[u] * xi[u]
-            sxr += xr[u]
-            sxi += xi[u]
-        for t in range(t0, t1):
-            if t > t0:
-                a = t - 1
-                ar, ai, br, bi = xr[a + win + lag], xi[a + win + lag], xr[a + win], xi[a + win]
-                cr, ci, dr_, di_ = xr[a + lag], xi[a + lag], xr[a], xi[a]
-                pr += (ar * br + ai * bi) - (cr * dr_ + ci * di_)
-                pi += (ai * br - ar * bi) - (ci * dr_ - cr * di_)
-                ser += br - dr_
-                sei += bi - di_
-                slr += ar - cr
-                sli += ai - ci
-                fr, fi = xr[a + span], xi[a + span]
-                e += (fr * fr + fi * fi) - (dr_ * dr_ + di_ * di_)
-                sxr += fr - dr_
-                sxi += fi - di_
+        nb_t = t1 - t0
+        ln = nb_t + span  # samples the block's windows reach
+        x_r = xr[t0 : t0 + ln]
+        x_i = xi[t0 : t0 + ln]
+        l_r = xr[t0 + lag : t0 + lag + ln]
+        l_i = xi[t0 + lag : t0 + lag + ln]
+        cxr = np.empty(ln + 1)
+        cxi = np.empty(ln + 1)
+        ce = np.empty(ln + 1)
+        cpr = np.empty(ln + 1)
+        cpi = np.empty(ln + 1)
+        axr = axi = ae = apr = api = 0.0
+        cxr[0] = cxi[0] = ce[0] = cpr[0] = cpi[0] = 0.0
+        n_p = nb_t - 1 + win  # products x[u+lag] conj(x[u]) the block's windows use
+        for k in range(ln):
+            br, bi = np.float64(x_r[k]), np.float64(x_i[k])
+            axr += br
+            axi += bi
+            ae += br * br + bi * bi
+            if k < n_p:
+                ar, ai = np.float64(l_r[k]), np.float64(l_i[k])
+                apr += ar * br + ai * bi
+                api += ai * br - ar * bi
+            cxr[k + 1] = axr
+            cxi[k + 1] = axi
+            ce[k + 1] = ae
+            cpr[k + 1] = apr
+            cpi[k + 1] = api
+        cxr_w, cxi_w, cpr_w, cpi_w = cxr[win:], cxi[win:], cpr[win:], cpi[win:]
+        cxr_l, cxi_l = cxr[lag:], cxi[lag:]
+        cxr_s, cxi_s, ce_s = cxr[span:], cxi[span:], ce[span:]
+        # below this, a window's energy is the prefix sums' rounding (a silent stretch next to
+        # a strong burst): the metric there is 0/0, not a preamble
+        floor = max(1e-12, 1e-12 * ce[ln])
+        o_n = norm[t0:t1]
+        o_r = np.empty(nb_t)
+        o_i = np.empty(nb_t)
+        for k in range(nb_t):
+            pr = cpr_w[k] - cpr[k]
+            pi = cpi_w[k] - cpi[k]
+            ser = cxr_w[k] - cxr[k]  # early: x[u], u in the window
+            sei = cxi_w[k] - cxi[k]
+            slr = cxr_s[k] - cxr_l[k]  # late: x[u + lag]
+            sli = cxi_s[k] - cxi_l[k]
+            sxr = cxr_s[k] - cxr[k]
+            sxi = cxi_s[k] - cxi[k]
+            e = ce_s[k] - ce[k]
             mur = sxr / span
             mui = sxi / span
             mu2 = mur * mur + mui * mui
@@ -137,14 +199,29 @@ def detection_metric(s, taps, lag, win, dc_window, step=1, half=-1):
             qr = pr - (mur * slr + mui * sli) - (mur * ser + mui * sei) + win * mu2
             qi = pi - (mur * sli - mui * slr) - (mui * ser - mur * sei)
             ec = max(e - span * mu2, 0.0)
-            corr[t] = complex(qr, qi)
-            norm[t] = np.sqrt(qr * qr + qi * qi) / max(ec * scale, 1e-12)
+            o_r[k] = qr
+            o_i[k] = qi
+            o_n[k] = np.sqrt(qr * qr + qi * qi) / max(ec * scale, floor)
+        o_c = corr[t0:t1]
+        for k in range(nb_t):
+            o_c[k] = complex(o_r[k], o_i[k])
     if step == 1:
         return norm, corr
-    for t in range(n_full):  # held for step positions, on the full-rate time axis
-        q = min(t // step, n_out - 1)
-        norm_full[t] = norm[q]
-        corr_full[t] = corr[q]
+    # held for step positions, on the full-rate axis (the last value to the end)
+    q_from = min(max(out_from, 0), n_full) // step
+    for q in range(q_from, n_out):
+        for r in range(step):
+            t = q * step + r
+            if t < n_full:
+                norm_full[t] = norm[q]
+                corr_full[t] = corr[q]
+    for t in range(n_out * step, n_full):
+        norm_full[t] = norm[n_out - 1]
+        corr_full[t] = corr[n_out - 1]
+    if out_from > 0:  # the first positions of the held block, before out_from, stay zero
+        for t in range(q_from * step, min(out_from, n_full)):
+            norm_full[t] = 0.0
+            corr_full[t] = 0.0
     return norm_full, corr_full
 
 
@@ -226,13 +303,43 @@ def symbol_rate_lines(x, starts, stops, sps):
 @nb.njit(cache=True, nogil=True)
 def preamble_search(x, lo, hi, sps, ref):
     """|sum_n x[t + n sps] ref[n]| for t in [lo, hi): the known-preamble correlation over the
-    detector's uncertainty (``BurstRx.stage_timing``; ref is the conjugate preamble, derotated)."""
-    out = np.empty(max(hi - lo, 0))
-    for t in range(lo, hi):
-        acc = 0j
-        for n in range(ref.size):
-            acc += x[t + n * sps] * ref[n]
-        out[t - lo] = abs(acc)
+    detector's uncertainty (``BurstRx.stage_timing``; ref is the conjugate preamble, derotated).
+    Symbol by symbol over all positions (contiguous slices, which vectorise; each position
+    still adds its products in symbol order, so the sums are the per-position loop's)."""
+    m = max(hi - lo, 0)
+    acc_r = np.zeros(m)
+    acc_i = np.zeros(m)
+    for n in range(ref.size):
+        rr = ref[n].real
+        ri = ref[n].imag
+        seg = x[lo + n * sps : lo + n * sps + m]
+        for t in range(m):
+            a = seg[t]
+            acc_r[t] += a.real * rr - a.imag * ri
+            acc_i[t] += a.real * ri + a.imag * rr
+    out = np.empty(m)
+    for t in range(m):
+        out[t] = abs(complex(acc_r[t], acc_i[t]))
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def resample(x, t0, sps, offset, drift, cfo, k0, count):
+    """Symbols k0 .. k0+count-1 of a burst (``BurstRx.stage_resample``): x read at t0 + k sps +
+    offset + drift k by cubic interpolation, the carrier cfo (cycles per symbol) removed, zero
+    where the position leaves [1, len(x) - 3]. The rotation is a phasor stepped per symbol and
+    set afresh every 64 (1e-15 from the exp per symbol, at a sixth of the cost)."""
+    out = np.empty(count, np.complex128)
+    step = np.exp(-2j * np.pi * cfo)
+    ph = 1.0 + 0j
+    hi = x.size - 3
+    for q in range(count):
+        k = k0 + q
+        if q % 64 == 0:
+            ph = np.exp(-2j * np.pi * cfo * k)
+        pos = t0 + k * sps + offset + drift * k
+        out[q] = 0j if (pos < 1 or pos > hi) else cubic_at(x, pos) * ph
+        ph *= step
     return out
 
 
