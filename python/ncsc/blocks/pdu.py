@@ -66,7 +66,7 @@ _HEAD = struct.Struct(">BI")
 _KEYS: dict = {}  # key -> its serialised (ST_DICT, ST_PAIR, symbol) prefix; keys repeat every burst
 
 
-class _Unflat(Exception):
+class _UnflatError(Exception):
     """A value outside what _wire writes (pmt.to_pmt takes it)."""
 
 
@@ -81,27 +81,27 @@ def _wire(v, out: list) -> None:
         elif -(1 << 63) <= v < (1 << 63):
             out.append(_INT64.pack(_ST_INT64, v))
         else:
-            raise _Unflat
+            raise _UnflatError
     elif isinstance(v, str):
         b = v.encode()
         if len(b) > 0xFFFF:
-            raise _Unflat
+            raise _UnflatError
         out.append(bytes((_ST_SYMBOL,)) + len(b).to_bytes(2, "big") + b)
     elif isinstance(v, list):
         out.append(_HEAD.pack(_ST_VECTOR, len(v)))
         for item in v:
             if isinstance(item, list):
-                raise _Unflat
+                raise _UnflatError
             _wire(item, out)
     else:
-        raise _Unflat
+        raise _UnflatError
 
 
 def _key(key) -> bytes:
     head = _KEYS.get(key)
     if head is None:
         if not isinstance(key, str) or len(key.encode()) > 0xFFFF:
-            raise _Unflat
+            raise _UnflatError
         if len(_KEYS) > 4096:
             _KEYS.clear()
         b = key.encode()
@@ -117,7 +117,7 @@ def meta_to_pmt(meta: dict) -> pmt.pmt_t:
         for key, value in reversed(meta.items()):
             out.append(_key(key))
             _wire(value, out)
-    except _Unflat:
+    except _UnflatError:
         return pmt.to_pmt(meta)
     out.append(b"\x06")  # ST_NULL
     return pmt.deserialize_str(b"".join(out))
