@@ -179,6 +179,36 @@ def test_per_axis_demapper_equals_the_2d_sum(name, method):
     np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-4)
 
 
+def test_polynomial_exp_and_log_match_libm():
+    from gnuradio.ncsc.modulation.kernels import _exp_nonpos, _log_pos
+
+    x = -np.concatenate([np.linspace(0, 800, 20001), [0.0, 1e-12, 707.9, 708.0, 745.0, 1e308]])
+    got, ref = _exp_nonpos(x, np.empty_like(x)), np.exp(x)
+    big = ref > 1e-300
+    assert np.all(np.abs(got - ref)[big] <= 1e-9 * ref[big])
+    assert np.all(got[~big] <= 1e-300) and np.all(got >= 0)
+    v = np.concatenate([np.exp(np.linspace(-690, 690, 20001)), [1.0, 1 + 1e-12, 1 - 1e-12, 2.0, 0.5, 1e-300]])
+    np.testing.assert_allclose(_log_pos(v, np.empty_like(v)), np.log(v), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["qpsk", "16qam", "64qam"])
+def test_fast_exact_demapper_matches_the_libm_one(name):
+    """pam_llr_fast (array-wise exp and log) against pam_llr (libm per value), from
+    high SNR (one side under exp's range: max-log values) to very low."""
+    from gnuradio.ncsc.modulation.kernels import pam_llr, pam_llr_fast
+    from gnuradio.ncsc.modulation.qam import pam_axes
+
+    levels, labels = pam_axes(name)
+    rng = np.random.default_rng(7)
+    for nv in (1e-6, 1e-3, 0.05, 0.5, 3.0):
+        y = rng.choice(levels, 2000) + rng.standard_normal(2000) * np.sqrt(nv / 2)
+        y[:6] = [0.0, 1e3, -1e3, levels[0], 1e-300, -5.0]
+        stride = 2 * labels.shape[1]
+        want = pam_llr(y, levels, labels, 1 / nv, np.zeros(y.size * stride), stride, 0, True)
+        got = pam_llr_fast(y, levels, labels, 1 / nv, np.zeros(y.size * stride), stride, 0)
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-8)
+
+
 def test_pilot_windows_match_numpy():
     rng = np.random.default_rng(3)
     pp = np.arange(0, 1200, 17)

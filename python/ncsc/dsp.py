@@ -38,17 +38,18 @@ def _interp_cubic(x, p):
 
 
 @nb.njit(cache=True, nogil=True)
-def fir_full(x, taps):
-    """np.convolve(x, taps) ('full') of a complex signal with real taps, in complex128: the
-    receiver's matched filter over one burst's window (numpy convolves complex by complex,
-    twice the work)."""
+def fir_full(x, taps, offset=0j):
+    """np.convolve(x - offset, taps) ('full') of a complex signal with real taps, in complex128:
+    the receiver's matched filter over one burst's window (numpy convolves complex by complex,
+    twice the work); ``offset`` (the window's mean) is removed on the way in, not by a copy."""
     n, t_len = x.size, taps.size
     pad = t_len - 1
     xr = np.zeros(n + 2 * pad)
     xi = np.zeros(n + 2 * pad)
     for i in range(n):
-        xr[pad + i] = x[i].real
-        xi[pad + i] = x[i].imag
+        v = x[i] - offset
+        xr[pad + i] = v.real
+        xi[pad + i] = v.imag
     rev = taps[::-1].copy()
     # tap by tap over all outputs (vectorises across outputs); each output still adds its
     # products in tap order, so the sums are the ones the per-output loop made, bit for bit
@@ -63,3 +64,13 @@ def fir_full(x, taps):
     for u in range(n + pad):
         out[u] = complex(ar[u], ai[u])
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def complex_mean(x):
+    """The mean of a complex array, summed in double precision (np.mean of complex64 sums in
+    complex64; one pass, no temporaries)."""
+    acc = 0j
+    for i in range(x.size):
+        acc += x[i]
+    return acc / max(x.size, 1)

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..dsp import fir_full
+from ..dsp import complex_mean, fir_full
 from ..modulation import bits_per_symbol, demodulate, modulate
 from . import kernels
 from .copies import parse_copy
@@ -575,8 +575,8 @@ class _FilteredWindow:
     the whole window (sized for the longest burst) gave, for less work."""
 
     def __init__(self, samples: np.ndarray, lo: int, hi: int, taps: np.ndarray):
-        seg = samples[lo:hi]
-        self.seg = seg - seg.mean()
+        self.seg = samples[lo:hi]
+        self.mean = complex_mean(self.seg)  # removed inside the filter
         self.cut = hi < samples.size  # the filter's tail there would lack the samples that follow
         self.taps = taps
         self.x = np.zeros(0, np.complex128)
@@ -593,10 +593,10 @@ class _FilteredWindow:
         if self.whole or self.x.size >= n:
             return self.x
         if n >= self.seg.size:
-            x = fir_full(self.seg, self.taps)
+            x = fir_full(self.seg, self.taps, self.mean)
             self.x, self.whole = (x[: self.seg.size] if self.cut else x), True
         else:
-            self.x = fir_full(self.seg[:n], self.taps)[:n]
+            self.x = fir_full(self.seg[:n], self.taps, self.mean)[:n]
         return self.x
 
 

@@ -417,19 +417,30 @@ def apply_tracking(body, pp, smooth):
     amp = np.abs(smooth)
     out = np.empty(body.size, np.complex128)
     last = pp.size - 1
-    q = 0
-    for i in range(body.size):
-        if i <= pp[0]:
-            p, a = ph[0], amp[0]
-        elif i >= pp[last]:
-            p, a = ph[last], amp[last]
-        else:
-            while pp[q + 1] < i:
-                q += 1
-            f = (i - pp[q]) / (pp[q + 1] - pp[q])
-            p = ph[q] + f * (ph[q + 1] - ph[q])
+    n = body.size
+    # held before the first pilot and from the last one on
+    head = np.exp(-1j * ph[0]) / max(amp[0], 1e-9)
+    tail = np.exp(-1j * ph[last]) / max(amp[last], 1e-9)
+    for i in range(min(pp[0] + 1, n)):
+        out[i] = body[i] * head
+    for i in range(max(pp[last], 0), n):
+        out[i] = body[i] * tail
+    # between pilots q and q+1 (i in (pp[q], pp[q+1]]): the phase is linear in i, so its
+    # rotation is a phasor stepped per symbol (two exps per gap instead of one per symbol)
+    for q in range(last):
+        lo = max(pp[q] + 1, pp[0] + 1)
+        hi = min(pp[q + 1], pp[last] - 1, n - 1)
+        if hi < lo:
+            continue
+        span = pp[q + 1] - pp[q]
+        f = (lo - pp[q]) / span
+        rot = np.exp(-1j * (ph[q] + f * (ph[q + 1] - ph[q])))
+        step = np.exp(-1j * (ph[q + 1] - ph[q]) / span)
+        for i in range(lo, hi + 1):
+            f = (i - pp[q]) / span
             a = amp[q] + f * (amp[q + 1] - amp[q])
-        out[i] = body[i] * np.exp(-1j * p) / max(a, 1e-9)
+            out[i] = body[i] * rot / max(a, 1e-9)
+            rot *= step
     return out
 
 
@@ -714,6 +725,11 @@ def residual_carrier(s, ref, kk, half_taps, steer, max_rad, dw):
         acc += z[q] * np.exp(-1j * slope * kk[q])
     icpt = np.arctan2(acc.imag, acc.real)
     out = np.empty(s.size, np.complex128)
+    step = np.exp(-1j * slope)
+    ph = 1.0 + 0j
     for j in range(s.size):
-        out[j] = s[j] * np.exp(-1j * (icpt + slope * (j - half_taps)))
+        if j % 64 == 0:  # a phasor stepped per symbol, set afresh every 64 (see ``resample``)
+            ph = np.exp(-1j * (icpt + slope * (j - half_taps)))
+        out[j] = s[j] * ph
+        ph *= step
     return out, slope
