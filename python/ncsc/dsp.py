@@ -42,27 +42,44 @@ def fir_full(x, taps, offset=0j):
     """np.convolve(x - offset, taps) ('full') of a complex signal with real taps, in complex128:
     the receiver's matched filter over one burst's window (numpy convolves complex by complex,
     twice the work); ``offset`` (the window's mean) is removed on the way in, not by a copy."""
+    out = np.empty(x.size + taps.size - 1, np.complex128)
+    fir_into(x, taps, offset, out, 0, out.size)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def fir_into(x, taps, offset, out, u0, u1):
+    """Outputs u0..u1-1 of ``fir_full(x, taps, offset)``, written into out[u0:u1]: a window
+    filtered to its header first and to its end later computes each output once."""
     n, t_len = x.size, taps.size
     pad = t_len - 1
-    xr = np.zeros(n + 2 * pad)
-    xi = np.zeros(n + 2 * pad)
-    for i in range(n):
+    u0 = max(u0, 0)
+    u1 = min(u1, n + pad)
+    m = u1 - u0
+    if m <= 0:
+        return out
+    # the zero-padded input that outputs u0..u1-1 read: x[u0 - pad .. u1 - 1]
+    xr = np.zeros(m + pad)
+    xi = np.zeros(m + pad)
+    i_lo = max(u0 - pad, 0)
+    i_hi = min(u1, n)
+    for i in range(i_lo, i_hi):
         v = x[i] - offset
-        xr[pad + i] = v.real
-        xi[pad + i] = v.imag
+        xr[i - u0 + pad] = v.real
+        xi[i - u0 + pad] = v.imag
     rev = taps[::-1].copy()
     # tap by tap over all outputs (vectorises across outputs); each output still adds its
     # products in tap order, so the sums are the ones the per-output loop made, bit for bit
-    ar = np.zeros(n + pad)
-    ai = np.zeros(n + pad)
+    ar = np.zeros(m)
+    ai = np.zeros(m)
     for j in range(t_len):
         t = rev[j]
-        for u in range(n + pad):
+        for u in range(m):
             ar[u] += t * xr[u + j]
             ai[u] += t * xi[u + j]
-    out = np.empty(n + pad, np.complex128)
-    for u in range(n + pad):
-        out[u] = complex(ar[u], ai[u])
+    dst = out[u0:u1]
+    for u in range(m):
+        dst[u] = complex(ar[u], ai[u])
     return out
 
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..dsp import complex_mean, fir_full
+from ..dsp import complex_mean, fir_into
 from ..modulation import bits_per_symbol, demodulate, modulate
 from . import kernels
 from .copies import parse_copy
@@ -571,32 +571,37 @@ class BurstRx:
 class _FilteredWindow:
     """The matched filter over one detection's window of samples (DC removed: the window's
     mean), computed only as far as asked: a prefix of the output needs only that prefix of the
-    input, so filtering to the header first and then to the burst's end gives what filtering
-    the whole window (sized for the longest burst) gave, for less work."""
+    input, so filtering to the header first and then on to the burst's end gives what filtering
+    the whole window (sized for the longest burst) gave, each output computed once."""
 
     def __init__(self, samples: np.ndarray, lo: int, hi: int, taps: np.ndarray):
         self.seg = samples[lo:hi]
         self.mean = complex_mean(self.seg)  # removed inside the filter
         self.cut = hi < samples.size  # the filter's tail there would lack the samples that follow
         self.taps = taps
-        self.x = np.zeros(0, np.complex128)
-        self.whole = False
+        # the outputs of the whole window; a burst's tail past the window's cut is not read
+        self.end = self.seg.size if self.cut else self.seg.size + taps.size - 1
+        self.buf = np.empty(self.end, np.complex128)
+        self.done = 0
+
+    @property
+    def whole(self) -> bool:
+        return self.done >= self.end
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.buf[: self.done]
 
     def size_upto(self, n: int) -> int:
         """The length of ``upto(n)``, without filtering."""
-        if self.whole or n >= self.seg.size:
-            return self.seg.size if self.cut else self.seg.size + self.taps.size - 1
-        return max(n, self.x.size)
+        return self.end if n >= self.seg.size else min(max(n, self.done), self.end)
 
     def upto(self, n: int) -> np.ndarray:
         """The output from the window's start to at least ``n`` (or to its end)."""
-        if self.whole or self.x.size >= n:
-            return self.x
-        if n >= self.seg.size:
-            x = fir_full(self.seg, self.taps, self.mean)
-            self.x, self.whole = (x[: self.seg.size] if self.cut else x), True
-        else:
-            self.x = fir_full(self.seg[:n], self.taps, self.mean)[:n]
+        want = self.size_upto(n)
+        if want > self.done:
+            fir_into(self.seg, self.taps, self.mean, self.buf, self.done, want)
+            self.done = want
         return self.x
 
 
