@@ -134,6 +134,30 @@ def test_resample_matches_numpy():
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("a0", [0, 1, 2000])
+def test_lazy_metric_segments_are_the_whole_blocks_metric(a0):
+    """The search computes the metric segment by segment from where it stands (skipping the
+    bursts' samples): every segment, wherever it starts, holds the whole block's values."""
+    from gnuradio.ncsc.phy.burst import _LazyMetric
+
+    rng = np.random.default_rng(8)
+    s = (rng.standard_normal(40000) + 1j * rng.standard_normal(40000) + 0.1).astype(np.complex64)
+    rx = BurstRx(4, 0.35, 0.5, 4608)
+    start = 1057
+    whole_norm, whole_corr = rx.metric(s[a0:], start)
+    lazy = _LazyMetric(rx, s, a0, start)
+    assert lazy.size == whole_norm.size
+    for i, stop in [(start, start + 10), (start + 5000, start + 5300), (start + 9001, start + 20000),
+                    (start + 20000, lazy.size)]:
+        norm, corr = lazy.upto(i, stop)
+        np.testing.assert_allclose(norm[i:stop], whole_norm[i:stop], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(corr[i:stop], whole_corr[i:stop], rtol=1e-5, atol=1e-6)
+    # a search over segments finds the first crossing the whole block has
+    t = float(np.quantile(whole_norm[start:], 0.999))
+    want = start + int(np.argmax(whole_norm[start:] > t))
+    assert _LazyMetric(rx, s, a0, start).first_above(start, t) == want
+
+
 def test_detection_at_step_two_finds_what_step_one_finds():
     """The receiver detects with step 2 and the filter's central taps: every burst of a low-SNR
     stream is found, as with every output of the whole filter."""

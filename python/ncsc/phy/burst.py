@@ -322,7 +322,7 @@ class BurstRx:
         sps = self.sps
         # the metric from a little before ``start``: its DC blocker and filter need the history
         a0 = max(0, start - DC_WINDOW - self.taps.size)
-        metric, corr = self.metric(samples[a0:], start - a0)
+        metric = _LazyMetric(self, samples, a0, start - a0)
         plateau = (N_SEG + 1) * SEG * sps
         head = (self.pre_len + self.hdr_len + N_SEG * SEG) * sps + 2 * self.taps.size
         reports = []
@@ -331,7 +331,7 @@ class BurstRx:
         # without a detection, the positions whose windows reach the filter's tail are searched again
         self.resume_at = a0 + max(i, metric.size - plateau) if not final else samples.size
         while i < metric.size:
-            d0 = int(kernels.first_above(metric, i, self.threshold))
+            d0 = metric.first_above(i, self.threshold)
             if d0 < 0:
                 break
             if not final and (d0 + plateau > metric.size or a0 + d0 + head > samples.size):
@@ -343,7 +343,8 @@ class BurstRx:
                 break
             # the peak of the plateau that follows the first crossing (the whole preamble's span:
             # a crossing on leftover DC or noise just before a burst must not cut the search short)
-            peak = d0 + int(np.argmax(metric[d0 : d0 + plateau]))
+            norm, corr = metric.upto(d0, d0 + plateau)
+            peak = d0 + int(np.argmax(norm[d0 : d0 + plateau]))
             rep = self._demodulate_at(samples, a0 + peak, float(np.angle(corr[peak])))
             if rep is None:  # no preamble there after all (noise, a fragment): move on
                 self.false_alarms += 1
@@ -566,6 +567,65 @@ class BurstRx:
                                            np.ascontiguousarray(PILOT_SEQ[: pp.size], np.complex128), windows,
                                            EQ_TAPS // 2, CHOICE_MARGIN)  # compiled
         return (body, float(nv)) if found else None
+
+
+class _LazyMetric:
+    """The detection metric of ``samples[a0:]`` (``BurstRx.metric``), computed segment by segment
+    as the search reaches it: after a burst the search goes on from the burst's end, so the
+    metric over the bursts' own samples, most of a busy stream, is never computed. A segment
+    reads its samples' history and enough samples ahead (DC blocker, filter, window) for its
+    values to be the whole block's; the last one reads to the block's end, as the whole block."""
+
+    FIRST = 1024  # positions of a search's first segment; doubled while nothing is found
+
+    def __init__(self, rx: BurstRx, samples: np.ndarray, a0: int, start: int):
+        self.rx, self.samples, self.a0 = rx, samples, a0
+        lag = SEG * rx.sps
+        self.span = N_SEG * lag  # the metric's window (win + lag)
+        self.size = max(samples.size - a0 + rx.taps.size - 1 - self.span, 0)
+        self.norm = np.zeros(self.size)
+        self.corr = np.zeros(self.size, np.complex64)
+        self.lo = self.hi = max(start, 0)  # positions [lo, hi) are computed
+        self.step = self.FIRST
+        # raw samples a position's value reads past it: its window, the filter, the DC blocker
+        self.ahead = self.span + rx.taps.size + DC_WINDOW - DC_WINDOW // 2
+        self.history = DC_WINDOW + rx.taps.size
+
+    def upto(self, i: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(norm, corr) with positions [i, stop) computed (stop clipped to the size)."""
+        stop = min(stop, self.size)
+        if self.lo <= i and stop <= self.hi:
+            return self.norm, self.corr
+        p0 = self.hi if self.lo <= i <= self.hi else i
+        p1 = min(max(stop, p0 + self.step), self.size)
+        # from a0 (the whole block's start) on, and a whole number of the detector's steps
+        # after it: every step-th filter output is the same one as in the whole block
+        st = self.rx.detect_step
+        s_lo = self.a0 + max(0, (p0 - self.history) // st * st)
+        s_hi = self.a0 + p1 + self.ahead
+        if s_hi >= self.samples.size - self.ahead:  # near the end: to the end, as the whole block
+            s_hi, p1 = self.samples.size, self.size
+        norm, corr = self.rx.metric(self.samples[s_lo:s_hi], self.a0 + p0 - s_lo)
+        off = self.a0 - s_lo  # position p is norm[p + off]
+        p1 = min(p1, norm.size - off)
+        self.norm[p0:p1] = norm[p0 + off : p1 + off]
+        self.corr[p0:p1] = corr[p0 + off : p1 + off]
+        if not self.lo <= p0 <= self.hi:
+            self.lo = p0
+        self.hi = p1
+        return self.norm, self.corr
+
+    def first_above(self, i: int, threshold: float) -> int:
+        """The first position >= i whose metric exceeds threshold, or -1."""
+        while i < self.size:
+            self.upto(i, i + 1)
+            d = int(kernels.first_above(self.norm[: self.hi], max(i, self.lo), threshold))
+            if d >= 0:
+                self.step = self.FIRST
+                return d
+            i = self.hi
+            self.step = min(2 * self.step, 1 << 15)
+        return -1
 
 
 class _FilteredWindow:
