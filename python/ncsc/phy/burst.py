@@ -237,6 +237,8 @@ class BurstRx:
         self.pre_len = PREAMBLE.size
         self.hdr_len = HEADER_BITS * HEADER_REP
         self.false_alarms = 0
+        self._blas_limit = None  # receive's single-threaded BLAS, set at the first burst
+        self._metric_step = _LazyMetric.FIRST  # the detection metric's next segment (see _LazyMetric)
         # the detection metric from every second matched-filter output at 4+ samples per symbol
         # (half the work; kernels.detection_metric says why it loses nothing)
         self.detect_step = 2 if sps >= 4 and (SEG * sps) % 2 == 0 else 1
@@ -285,11 +287,17 @@ class BurstRx:
         then says where to search again (bursts found before it are complete or reported cut
         off). With ``final=True`` everything is searched to the end.
         """
-        # Single-threaded BLAS for the small products here: with the cores busy (a flowgraph,
-        # the codec) OpenBLAS's worker threads wait for a time slice, measured at 5 ms for one
-        # 97x329 matrix-vector product that takes 15 us on one thread. Scoped to this call.
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        # Single-threaded BLAS for the small products of a burst: with the cores busy (a
+        # flowgraph, the codec) OpenBLAS's worker threads wait for a time slice, measured at 5 ms
+        # for one 97x329 matrix-vector product that takes 15 us on one thread. Scoped to this
+        # call, and set only once a burst is found (setting it costs 10 us: noise needs none).
+        self._blas_limit = None
+        try:
             return self._receive(np.asarray(samples, np.complex64), int(start), bool(final))
+        finally:
+            if self._blas_limit is not None:
+                self._blas_limit.restore_original_limits()
+                self._blas_limit = None
 
     def warm_up(self) -> None:
         """Load the compiled kernels now: one burst of each modulation through a receiver of the
@@ -309,7 +317,7 @@ class BurstRx:
             pad = np.zeros(64 * self.sps, np.complex64)
             x = np.concatenate([pad, burst, pad])
             x += (0.05 * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))).astype(np.complex64)
-            rx._receive(x, 0, True)
+            rx.receive(x, 0, True)
         _WARM = True
 
     @property
@@ -322,7 +330,7 @@ class BurstRx:
         sps = self.sps
         # the metric from a little before ``start``: its DC blocker and filter need the history
         a0 = max(0, start - DC_WINDOW - self.taps.size)
-        metric = _LazyMetric(self, samples, a0, start - a0)
+        metric = _LazyMetric(self, samples, a0, start - a0, self._metric_step)
         plateau = (N_SEG + 1) * SEG * sps
         head = (self.pre_len + self.hdr_len + N_SEG * SEG) * sps + 2 * self.taps.size
         reports = []
@@ -345,6 +353,8 @@ class BurstRx:
             # a crossing on leftover DC or noise just before a burst must not cut the search short)
             norm, corr = metric.upto(d0, d0 + plateau)
             peak = d0 + int(np.argmax(norm[d0 : d0 + plateau]))
+            if self._blas_limit is None:
+                self._blas_limit = _blas_controller().limit(limits=1, user_api="blas")
             rep = self._demodulate_at(samples, a0 + peak, float(np.angle(corr[peak])))
             if rep is None:  # no preamble there after all (noise, a fragment): move on
                 self.false_alarms += 1
@@ -361,6 +371,7 @@ class BurstRx:
             i = rep.start - a0 + n_total * sps
             if not final:
                 self.resume_at = a0 + max(i, metric.size - plateau)
+        self._metric_step = metric.step  # a stream of bursts starts small, noise alone large
         return reports
 
     def _demodulate_at(self, samples: np.ndarray, coarse: int, sc_angle: float) -> BurstReport | None:
@@ -576,9 +587,10 @@ class _LazyMetric:
     reads its samples' history and enough samples ahead (DC blocker, filter, window) for its
     values to be the whole block's; the last one reads to the block's end, as the whole block."""
 
-    FIRST = 1024  # positions of a search's first segment; doubled while nothing is found
+    FIRST = 1024  # positions of the segment after a detection; doubled while nothing is found
+    LONGEST = 1 << 15
 
-    def __init__(self, rx: BurstRx, samples: np.ndarray, a0: int, start: int):
+    def __init__(self, rx: BurstRx, samples: np.ndarray, a0: int, start: int, step: int = FIRST):
         self.rx, self.samples, self.a0 = rx, samples, a0
         lag = SEG * rx.sps
         self.span = N_SEG * lag  # the metric's window (win + lag)
@@ -586,7 +598,7 @@ class _LazyMetric:
         self.norm = np.zeros(self.size)
         self.corr = np.zeros(self.size, np.complex64)
         self.lo = self.hi = max(start, 0)  # positions [lo, hi) are computed
-        self.step = self.FIRST
+        self.step = min(max(int(step), self.FIRST), self.LONGEST)
         # raw samples a position's value reads past it: its window, the filter, the DC blocker
         self.ahead = self.span + rx.taps.size + DC_WINDOW - DC_WINDOW // 2
         self.history = DC_WINDOW + rx.taps.size
@@ -624,7 +636,7 @@ class _LazyMetric:
                 self.step = self.FIRST
                 return d
             i = self.hi
-            self.step = min(2 * self.step, 1 << 15)
+            self.step = min(2 * self.step, self.LONGEST)
         return -1
 
 
