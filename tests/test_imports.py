@@ -50,3 +50,48 @@ def test_light_modules_load_without_torch():
             "gnuradio.ncsc.dsp; print(sorted(m for m in ('torch', 'compressai') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]"
+
+
+def _fresh(code: str, env: dict | None = None) -> str:
+    import os
+
+    run_env = dict(os.environ)
+    run_env.pop("NCSC_FULL_IMPORT", None)
+    run_env.update(env or {})
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=300,
+                         env=run_env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+def test_the_codec_imports_compressai_without_pyg_torchvision_or_dynamo():
+    """The codec's import (what a GUI flowgraph waits for) leaves out PyTorch Geometric and
+    torchvision, and with them torch._dynamo; nothing of the placeholders stays behind, so the
+    real packages still import afterwards, and CompressAI's point-cloud transforms refuse to run
+    with a clear message instead of misbehaving."""
+    code = """
+import sys
+from gnuradio.ncsc.codec import model
+print(sorted(m for m in ("torch_geometric", "torchvision", "torch._dynamo") if m in sys.modules))
+print(any(getattr(m, "__ncsc_placeholder__", False) is True for m in list(sys.modules.values())))
+from compressai.transforms.point import RandomSample
+try:
+    RandomSample(8)
+except RuntimeError as exc:
+    print("refused:", "NCSC_FULL_IMPORT" in str(exc))
+import torchvision.transforms
+print(hasattr(torchvision.transforms, "ToTensor"))
+"""
+    assert _fresh(code).splitlines() == ["[]", "False", "refused: True", "True"]
+
+
+def test_full_import_on_request_or_when_already_loaded():
+    code = """
+import sys
+{pre}
+from gnuradio.ncsc.codec import model
+from compressai.registry import TRANSFORMS
+print("torchvision" in sys.modules, "RandomCrop" in TRANSFORMS)
+"""
+    assert _fresh(code.format(pre=""), {"NCSC_FULL_IMPORT": "1"}) == "True True"
+    assert _fresh(code.format(pre="import torchvision")) == "True True"

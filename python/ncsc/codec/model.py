@@ -13,10 +13,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._lean import import_compressai
+
 # CompressAI calls torch.jit.script at import, which torch 2.14 answers with a FutureWarning
 # on every command; that one warning says nothing to our users, so it is silenced here only.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    import_compressai()  # without PyTorch Geometric: half of CompressAI's import time (_lean)
     from compressai.entropy_models import EntropyBottleneck
     from compressai.layers import (
         MaskedConv2d,
