@@ -34,6 +34,18 @@ def _tx_samples(bits_list, gap=500):
     return data, tags
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _compiled_receiver():
+    """The receiver's and decoder's kernels compiled (or read from numba's cache) before any
+    test times a flowgraph: in a fresh clone the first use compiles them, 30-70 s on a loaded
+    2-core machine, which the waits below are not about."""
+    from gnuradio.ncsc.fec import LdpcDecoder, make_code
+    from gnuradio.ncsc.phy import BurstRx
+
+    BurstRx(4, 0.35, 0.5, 4608).warm_up()
+    LdpcDecoder(make_code(1536, 4608)).warm_up()
+
+
 def _rx_pdus(rx_in: np.ndarray, n_expected: int, timeout: float = 60.0, **rx_kw):
     """Samples through NCSC Burst RX in a top block; (the PDUs it handed on, the block)."""
     tb = gr.top_block()

@@ -253,3 +253,25 @@ def test_repeated_head_blocks_survive_where_single_blocks_fail():
     assert res.ok[4:].sum() <= 1
     np.testing.assert_array_equal(res.bits[:4], info[:4])
     assert link.codewords_sent(8, protect=4) == 12
+
+
+def test_harmonic_fill_is_the_mean_of_its_neighbours():
+    """Concealment's interpolation: every filled position is the mean of its neighbours inside
+    the grid (the Laplace equation the iteration of that rule converges to), known ones kept; a
+    linear ramp known around an inner hole comes back exactly."""
+    from gnuradio.ncsc.codec.coder import harmonic_fill
+
+    rng = np.random.default_rng(3)
+    known = rng.random((12, 20)) > 0.35
+    known[0, 0] = True
+    vals = rng.standard_normal((3, 12, 20))
+    out = harmonic_fill(vals, known)
+    np.testing.assert_array_equal(out[:, known], vals[:, known])
+    p = np.pad(out, ((0, 0), (1, 1), (1, 1)), mode="edge")  # an outside neighbour is the position itself
+    nbr = (p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:]) / 4
+    np.testing.assert_allclose(out[:, ~known], nbr[:, ~known], atol=1e-12)
+    ramp = np.broadcast_to(np.arange(12.0)[:, None] * 0.5 + np.arange(20.0)[None, :], (1, 12, 20))
+    hole = np.ones((12, 20), bool)
+    hole[3:8, 4:15] = False
+    np.testing.assert_allclose(harmonic_fill(ramp, hole), ramp, atol=1e-12)
+    assert not np.any(harmonic_fill(vals, np.zeros((12, 20), bool)))
