@@ -8,6 +8,9 @@ APT_PACKAGES := gnuradio gnuradio-dev gr-osmosdr cmake gcc python3-venv python3-
 SITE := $(VENV)/lib/python3.11/site-packages
 STAMP := $(VENV)/.ncsc-setup
 PYTEST_ARGS ?=
+KERNELS := $(VENV)/.ncsc-kernels
+KERNEL_SRC := python/ncsc/phy/kernels.py python/ncsc/dsp.py python/ncsc/modulation/kernels.py \
+	python/ncsc/fec/decoder.py python/ncsc/codec/entropy.py
 # The LDPC C kernel (AVX-512 where the CPU has it; a stub elsewhere, then numba decodes).
 LDPC_SO := python/ncsc/fec/_ldpc_qc.so
 CC ?= cc
@@ -15,7 +18,7 @@ NCSC_CFLAGS ?= -O3 -march=native -Wall
 
 .PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-rx bench-gui bench-table1 bench-determinism train train-msssim plot-training install clean
 
-setup: apt $(STAMP) $(LDPC_SO)
+setup: apt $(STAMP) $(LDPC_SO) $(KERNELS)
 	@test -L $(SITE)/gnuradio/ncsc || (mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc)
 	@$(PY) -c "from gnuradio import gr, ncsc; print('gr-ncsc ready: GNU Radio', gr.version())"
 
@@ -32,6 +35,12 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc
 	@touch $(STAMP)
+
+# numba compiles a kernel at its first call: compile them all here, once per change of their
+# sources, not inside the first flowgraph or test (30-70 s on 2 cores)
+$(KERNELS): $(KERNEL_SRC) $(STAMP)
+	$(PY) -m gnuradio.ncsc.precompile
+	@touch $@
 
 $(LDPC_SO): python/ncsc/fec/ldpc_qc.c
 	$(CC) $(NCSC_CFLAGS) -shared -fPIC -o $@ $< -lm
