@@ -114,3 +114,25 @@ def test_decoder_sink_warms_the_codec_it_was_given(tiny_codec):
     tb.stop()
     tb.wait()
     assert codec.warmed == 1
+
+
+def test_precompile_loads_every_receiver_and_demapper_kernel():
+    """``make setup``'s precompile step: in a fresh interpreter it leaves every kernel of the
+    receiver, demapper and LDPC decoder with a compiled signature (so a flowgraph compiles
+    none), and ends in one JSON line."""
+    out = _run("""
+        import io, contextlib, json
+        from gnuradio.ncsc import precompile
+        from gnuradio.ncsc.phy import kernels as rk
+        from gnuradio.ncsc.modulation import kernels as mk
+        from gnuradio.ncsc import dsp
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            precompile.main([])
+        print(json.loads(buf.getvalue().splitlines()[-1])["seconds"] >= 0)
+        used = {"detection_metric", "preamble_search", "resample", "carrier_sync", "equalise",
+                "residual_carrier", "timing_offset", "clock_drift", "first_above"}
+        have = {name for _, name, _ in signatures(rk, mk, dsp)}
+        print(sorted(used - have), {"pam_llr", "pam_llr_fast", "fir_into", "complex_mean"} <= have)
+    """)
+    assert out.split() == ["True", "[]", "True"]
