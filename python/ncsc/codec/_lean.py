@@ -11,7 +11,9 @@ placeholders leave ``sys.modules`` right after, so a later ``import torch_geomet
 here, is then incomplete: its point-cloud transforms refuse to run with a clear message, and
 its transform registry (``compressai.registry.TRANSFORMS``) lacks torchvision's and PyG's.
 
-``NCSC_FULL_IMPORT=1`` imports CompressAI as it is (for a process that also uses those parts).
+``NCSC_FULL_IMPORT=1`` imports CompressAI as it is: for a process that also uses those parts,
+or whose other threads may import torchvision or PyTorch Geometric during the under a second
+that CompressAI takes to import (they would get the placeholder).
 """
 
 from __future__ import annotations
