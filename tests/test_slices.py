@@ -212,14 +212,16 @@ def test_a_slice_too_short_to_hold_a_coder_state_is_concealed_not_fatal(tiny_cod
 
 
 def test_head_once_for_a_link_that_repeats_it(tiny_codec, picture, sliced):
-    """head_copies=1 writes the head once (FLAG_HEAD_ONCE): the stream is one head shorter,
-    decodes to the same latents, and head_pages says how many pages a link should protect."""
+    """head_copies=1 writes the head once (FLAG_HEAD_ONCE) with the slices starting right after
+    it (FLAG_HEAD_PACKED): the stream is a head and the head's padding shorter, decodes to the
+    same latents, and head_pages says how many pages a link should protect."""
     once = tiny_codec.compress(picture, slices=(4, 8), page=PAGE, head_copies=1)
     twice = sliced["bitstream"]
     n_head = bs.head_pages(twice)
     assert n_head % 2 == 0 and bs.head_pages(once["bitstream"]) == n_head // 2
-    assert len(twice) - len(once["bitstream"]) == n_head // 2 * PAGE
-    assert once["bitstream"][9] == bs.FLAG_HEAD_ONCE and twice[9] == 0
+    head_len = bs.HEAD2_FIXED + 2 * len(sliced["strings"][0]) + len(sliced["strings"][1][0]) + 4
+    assert len(twice) - len(once["bitstream"]) >= n_head * PAGE - head_len
+    assert once["bitstream"][9] == bs.FLAG_HEAD_ONCE | bs.FLAG_HEAD_PACKED and twice[9] == 0
     out = tiny_codec.decompress(once["bitstream"])
     assert torch.equal(out["y_hat"], sliced["y_hat"].double())
     # lost slice pages are still concealed, counted from the single head
@@ -230,7 +232,7 @@ def test_head_once_for_a_link_that_repeats_it(tiny_codec, picture, sliced):
     assert 0 < part["concealed"] < 1
     # unknown flag bits are refused like any other forged header field
     forged = bytearray(once["bitstream"])
-    forged[9] |= 0x02
+    forged[9] |= 0x04
     forged[28:32] = zlib.crc32(bytes(forged[:28])).to_bytes(4, "big")
     with pytest.raises(bs.BitstreamError):
         tiny_codec.decompress(bytes(forged))
@@ -275,3 +277,31 @@ def test_harmonic_fill_is_the_mean_of_its_neighbours():
     hole[3:8, 4:15] = False
     np.testing.assert_allclose(harmonic_fill(ramp, hole), ramp, atol=1e-12)
     assert not np.any(harmonic_fill(vals, np.zeros((12, 20), bool)))
+
+
+def test_packed_head_layout_keeps_slices_on_their_pages(tiny_codec, picture):
+    """FLAG_HEAD_PACKED: the slices follow the head in its last page; each slice still sits on
+    the pages slice_layout gives from that start, a lost page conceals exactly the slices on it,
+    and a packed flag without FLAG_HEAD_ONCE is refused."""
+    out = tiny_codec.compress(picture, slices=(2, 4), page=PAGE, head_copies=1)
+    data = out["bitstream"]
+    header, z, slices = bs.unpack_sliced(data)
+    assert header.packed and header.head_copies == 1 and list(slices) == out["strings"][0]
+    head_len = bs.HEAD2_FIXED + 2 * len(slices) + len(z) + 4
+    assert head_len % PAGE  # the head's last page has room, which the slices use
+    offsets = bs.slice_layout(header.slice_lengths, PAGE, head_len)
+    for off, s in zip(offsets, slices, strict=True):
+        assert data[head_len + off : head_len + off + len(s)] == s
+    n_pages = -(-len(data) // PAGE)
+    victim = n_pages - 1  # a slice page after the head
+    hit = {i for i, (off, n) in enumerate(zip(offsets, header.slice_lengths, strict=True))
+           if (head_len + off) // PAGE <= victim <= (head_len + off + n - 1) // PAGE}
+    damaged = bytearray(data)
+    damaged[victim * PAGE : (victim + 1) * PAGE] = bytes(len(damaged[victim * PAGE : (victim + 1) * PAGE]))
+    _, _, got = bs.unpack_sliced(bytes(damaged), lost_pages=[victim], page=PAGE)
+    assert {i for i, s in enumerate(got) if s is None} == hit and hit
+    forged = bytearray(data)
+    forged[9] = bs.FLAG_HEAD_PACKED
+    forged[28:32] = zlib.crc32(bytes(forged[:28])).to_bytes(4, "big")
+    with pytest.raises(bs.BitstreamError):
+        bs.unpack_sliced(bytes(forged))

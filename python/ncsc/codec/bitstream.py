@@ -130,10 +130,11 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
 #    .. head_crc I            CRC-32 of the lengths and the z string
 #
 # The head (all of the above) is padded to whole pages and sent twice (once with FLAG_HEAD_ONCE,
-# when the link repeats the head's blocks itself and combines them); then the slices, placed
-# by slice_layout: a slice never straddles a page boundary unless it is longer than a page, so a
-# lost page (block) loses only the slices on it. Each slice is its own rANS string, coded with
-# the context model restricted to its tile: any subset of slices decodes.
+# when the link repeats the head's blocks itself and combines them; with FLAG_HEAD_PACKED as
+# well, the slices start right after it, in its last page, which the link protects anyway);
+# then the slices, placed by slice_layout: a slice never straddles a page boundary unless it is
+# longer than a page, so a lost page (block) loses only the slices on it. Each slice is its own
+# rANS string, coded with the context model restricted to its tile: any subset of slices decodes.
 VERSION_SLICED = 2
 _HDR2 = struct.Struct(">4sBBBBBBHHHHIBBHH")
 HEAD2_FIXED = _HDR2.size + 4
@@ -141,6 +142,9 @@ MIN_PAGE = 16
 # The head is in the stream once: the link protects its pages (repeated codewords whose LLRs the
 # receiver adds, i.e. a lower code rate) instead of a second copy in the stream.
 FLAG_HEAD_ONCE = 0x01
+# With FLAG_HEAD_ONCE: the slice area is not page-aligned after the head but follows it, so the
+# rest of the head's last page (its padding, up to a page per image) carries slices.
+FLAG_HEAD_PACKED = 0x02
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class SlicedHeader(StreamInfo):
     page: int
     slice_lengths: tuple[int, ...]
     head_copies: int = 2  # 1: FLAG_HEAD_ONCE
+    packed: bool = False  # FLAG_HEAD_PACKED (only with one head copy)
 
     def tiles(self) -> list[tuple[int, int, int, int]]:
         """(row0, row1, col0, col1) of each slice's latent tile, in slice order."""
@@ -159,25 +164,35 @@ def tile_grid(h: int, w: int, th: int, tw: int) -> list[tuple[int, int, int, int
     return [(r, min(r + th, h), c, min(c + tw, w)) for r in range(0, h, th) for c in range(0, w, tw)]
 
 
-def slice_layout(lengths, page: int) -> list[int]:
-    """Byte offset of each slice in the slice area: slices follow each other, except that a slice
-    that fits in a page but not in the rest of the current one starts the next page (so a lost
-    page loses only its own slices; a slice longer than a page spans pages where it is, since
-    aligning it would waste the rest of a page and still not keep it on one)."""
+def slice_layout(lengths, page: int, start: int = 0) -> list[int]:
+    """Byte offset of each slice in the slice area, which begins ``start`` bytes into the
+    stream: slices follow each other, except that a slice that fits in a page but not in the
+    rest of the current one starts the next page (so a lost page loses only its own slices; a
+    slice longer than a page spans pages where it is, since aligning it would waste the rest of
+    a page and still not keep it on one)."""
     offsets, pos = [], 0
     for n in lengths:
-        room = page - pos % page
-        if room < n <= page and pos % page:
+        at = (start + pos) % page
+        room = page - at
+        if room < n <= page and at:
             pos += room
         offsets.append(pos)
         pos += n
     return offsets
 
 
+def _area_start(header: SlicedHeader, head_len: int) -> int:
+    """Where the slice area begins: after the head's copies, each padded to whole pages, or
+    right after the one head (FLAG_HEAD_PACKED)."""
+    if header.packed:
+        return head_len
+    return header.head_copies * -(-head_len // header.page) * header.page
+
+
 def _head_bytes(header: SlicedHeader, z_string: bytes) -> bytes:
-    if header.head_copies not in (1, 2):
-        raise ValueError("the head is sent once or twice")
-    flags = FLAG_HEAD_ONCE if header.head_copies == 1 else 0
+    if header.head_copies not in (1, 2) or (header.packed and header.head_copies != 1):
+        raise ValueError("the head is sent once or twice, and packed only when once")
+    flags = (FLAG_HEAD_ONCE if header.head_copies == 1 else 0) | (FLAG_HEAD_PACKED if header.packed else 0)
     fixed = _HDR2.pack(MAGIC, VERSION_SLICED, header.model_id, METRIC_IDS[header.metric], header.quality,
                        ORDER_IDS[header.order], flags, header.height, header.width, *header.z_shape, header.len_z,
                        *header.tile, header.page, len(header.slice_lengths))
@@ -192,8 +207,10 @@ def pack_sliced(header: SlicedHeader, z_string: bytes, slices: list[bytes]) -> b
         raise ValueError("one slice per tile")
     page = header.page
     head = _head_bytes(header, z_string)
-    head += bytes(-len(head) % page)
-    offsets = slice_layout(header.slice_lengths, page)
+    area0 = _area_start(header, len(head))
+    if not header.packed:
+        head += bytes(-len(head) % page)
+    offsets = slice_layout(header.slice_lengths, page, area0)
     area = bytearray(offsets[-1] + len(slices[-1]) if slices else 0)
     for off, s in zip(offsets, slices, strict=True):
         area[off : off + len(s)] = s
@@ -224,8 +241,8 @@ def _parse_head(data: bytes, at: int) -> tuple[SlicedHeader, bytes, int] | None:
     _, _, model_id, metric, quality, order, flags, h, w, zh, zw, len_z, th, tw, page, n = fields
     metrics = {v: k for k, v in METRIC_IDS.items()}
     orders = {v: k for k, v in ORDER_IDS.items()}
-    if metric not in metrics or order not in orders or flags & ~FLAG_HEAD_ONCE or th == 0 or tw == 0 \
-            or page < MIN_PAGE:
+    if metric not in metrics or order not in orders or flags & ~(FLAG_HEAD_ONCE | FLAG_HEAD_PACKED) \
+            or (flags & FLAG_HEAD_PACKED and not flags & FLAG_HEAD_ONCE) or th == 0 or tw == 0 or page < MIN_PAGE:
         raise BitstreamError("unknown metric, order or flags, or an impossible slicing, in header")
     if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE) or (zh, zw) != latent_shape_for(h, w):
         raise BitstreamError(f"absurd image size {w}x{h} or latent shape {zh}x{zw} in header")
@@ -240,7 +257,7 @@ def _parse_head(data: bytes, at: int) -> tuple[SlicedHeader, bytes, int] | None:
         return None
     lengths = struct.unpack_from(f">{n}H", body)
     header = SlicedHeader(model_id, metrics[metric], quality, orders[order], h, w, (zh, zw), len_z, (th, tw), page,
-                          tuple(lengths), 1 if flags & FLAG_HEAD_ONCE else 2)
+                          tuple(lengths), 1 if flags & FLAG_HEAD_ONCE else 2, bool(flags & FLAG_HEAD_PACKED))
     head_len = end + 4 - at
     return header, body[2 * n :], head_len
 
@@ -286,8 +303,8 @@ def unpack_sliced(data: bytes, lost_pages=(), page: int | None = None):
     if page is not None and header.page != page:
         raise BitstreamError(f"stream pages are {header.page} bytes, the link's blocks {page}")
     pg = header.page
-    area0 = header.head_copies * (-(-head_len // pg)) * pg
-    offsets = slice_layout(header.slice_lengths, pg)
+    area0 = _area_start(header, head_len)
+    offsets = slice_layout(header.slice_lengths, pg, area0)
     if lost == set() and len(data) != area0 + (offsets[-1] + header.slice_lengths[-1] if offsets else 0):
         raise BitstreamError("sliced stream is truncated or padded")
     slices = []

@@ -167,7 +167,8 @@ class NcscCodec:
         each its own string with the context model kept inside its tile (bitstream version 2,
         ``page`` bytes per page: the framer's block payload); a link that loses blocks then
         loses only the tiles on them, which the decoder conceals. ``head_copies=1`` writes the
-        head once, for a link that protects its pages itself (``bitstream.FLAG_HEAD_ONCE``)."""
+        head once, for a link that protects its pages itself (``bitstream.FLAG_HEAD_ONCE``), with
+        the slices starting in its last page (``FLAG_HEAD_PACKED``)."""
         if x.dim() != 4 or x.shape[:2] != (1, 3):
             raise ValueError(f"expected a (1, 3, H, W) image tensor, got {tuple(x.shape)}")
         h, w = x.shape[-2:]
@@ -218,7 +219,8 @@ class NcscCodec:
             raise ValueError("a slice is longer than 65535 bytes: use smaller slices")
         zh, zw = z_hat.shape[-2:]
         header = bs.SlicedHeader(self.model_id, self.metric, self.quality, order, h, w, (zh, zw), len(z_string),
-                                 (th, tw), int(page), tuple(len(st) for st in strings), int(head_copies))
+                                 (th, tw), int(page), tuple(len(st) for st in strings), int(head_copies),
+                                 packed=int(head_copies) == 1)
         out = {"bitstream": bs.pack_sliced(header, z_string, strings), "strings": [strings, [z_string]],
                "shape": (zh, zw), "y_hat": y_hat, "z_hat": z_hat}
         if reconstruct:
