@@ -107,6 +107,25 @@ def test_detection_metric_from_a_start_is_the_whole_metric_there(step, start):
         np.testing.assert_allclose(p[start:], w[start:], rtol=1e-9, atol=1e-9)
 
 
+def test_fir_into_is_np_convolve_in_parts():
+    """The burst window's matched filter: np.convolve of the window minus its mean, bit for bit,
+    whether computed whole or in parts (to the header first, then on), each part exactly."""
+    from gnuradio.ncsc.dsp import complex_mean, fir_into
+
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal(700) + 1j * rng.standard_normal(700) + 0.3).astype(np.complex64)
+    taps = rrc_taps(4, 0.35).astype(np.float64)
+    mean = complex_mean(x)
+    assert abs(mean - np.mean(x.astype(np.complex128))) < 1e-12
+    want = np.convolve(x.astype(np.complex128) - mean, taps)
+    whole = fir_into(x, taps, mean, np.empty(want.size, np.complex128), 0, want.size)
+    np.testing.assert_allclose(whole, want, rtol=0, atol=1e-12)
+    parts = np.full(want.size, np.nan, np.complex128)
+    for u0, u1 in ((0, 5), (5, 333), (333, want.size + 10)):
+        fir_into(x, taps, mean, parts, u0, u1)
+    np.testing.assert_array_equal(parts, whole)
+
+
 def test_preamble_search_matches_numpy():
     rng = np.random.default_rng(5)
     x = rng.standard_normal(3000) + 1j * rng.standard_normal(3000)

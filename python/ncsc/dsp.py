@@ -38,19 +38,12 @@ def _interp_cubic(x, p):
 
 
 @nb.njit(cache=True, nogil=True)
-def fir_full(x, taps, offset=0j):
-    """np.convolve(x - offset, taps) ('full') of a complex signal with real taps, in complex128:
-    the receiver's matched filter over one burst's window (numpy convolves complex by complex,
-    twice the work); ``offset`` (the window's mean) is removed on the way in, not by a copy."""
-    out = np.empty(x.size + taps.size - 1, np.complex128)
-    fir_into(x, taps, offset, out, 0, out.size)
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
 def fir_into(x, taps, offset, out, u0, u1):
-    """Outputs u0..u1-1 of ``fir_full(x, taps, offset)``, written into out[u0:u1]: a window
-    filtered to its header first and to its end later computes each output once."""
+    """Outputs u0..u1-1 of np.convolve(x - offset, taps) ('full'), a complex signal and real
+    taps, in complex128, written into out[u0:u1]: the receiver's matched filter over one
+    burst's window (numpy convolves complex by complex, twice the work). The window's mean
+    (``offset``) is removed on the way in, not by a copy, and a window filtered to its header
+    first and to its end later computes each output once."""
     n, t_len = x.size, taps.size
     pad = t_len - 1
     u0 = max(u0, 0)

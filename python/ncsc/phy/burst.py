@@ -657,10 +657,6 @@ class _FilteredWindow:
         self.done = 0
 
     @property
-    def whole(self) -> bool:
-        return self.done >= self.end
-
-    @property
     def x(self) -> np.ndarray:
         return self.buf[: self.done]
 

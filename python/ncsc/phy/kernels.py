@@ -104,12 +104,13 @@ def detection_metric(s, taps, lag, win, dc_window, step=1, half=-1, out_from=0):
     inv_w = 1.0 / max(w, 1)
     # the edges (a window cut by the block's ends: the samples there are), then the inside
     # as one loop over slices (vectorises; see _fir_full)
-    for i in list(range(i_first, min(inner_lo, n))) + list(range(max(inner_hi + 1, i_first), n)):
-        lo = min(max(i - w // 2, 0), n)
-        hi = min(max(i + w - w // 2, 0), n)
-        c = max(hi - lo, 1)
-        dr[pad + i] = s[i].real - (csr[hi] - csr[lo]) / c
-        di[pad + i] = s[i].imag - (csi[hi] - csi[lo]) / c
+    for e0, e1 in ((i_first, min(inner_lo, n)), (max(inner_hi + 1, i_first), n)):
+        for i in range(e0, e1):
+            lo = min(max(i - w // 2, 0), n)
+            hi = min(max(i + w - w // 2, 0), n)
+            c = max(hi - lo, 1)
+            dr[pad + i] = s[i].real - (csr[hi] - csr[lo]) / c
+            di[pad + i] = s[i].imag - (csi[hi] - csi[lo]) / c
     a = max(i_first, inner_lo)
     cnt = inner_hi + 1 - a
     if cnt > 0:
@@ -123,8 +124,8 @@ def detection_metric(s, taps, lag, win, dc_window, step=1, half=-1, out_from=0):
         for k in range(cnt):
             o_r[k] = x_in[k].real - (h_r[k] - l_r[k]) * inv_w
             o_i[k] = x_in[k].imag - (h_i[k] - l_i[k]) * inv_w
-    # matched filter, full convolution: a dot product per output over zero-padded input (the
-    # form LLVM vectorises; fastmath only on this kernel's float32 sums)
+    # matched filter, full convolution, every step-th output from q_first on (_fir_full:
+    # polyphase passes that vectorise; fastmath only on its float32 sums)
     j0, j1 = 0, t_len
     if 0 <= half < t_len // 2:
         j0, j1 = t_len // 2 - half, t_len // 2 + half + 1
