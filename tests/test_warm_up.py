@@ -133,6 +133,6 @@ def test_precompile_loads_every_receiver_and_demapper_kernel():
         used = {"detection_metric", "preamble_search", "resample", "carrier_sync", "equalise",
                 "residual_carrier", "timing_offset", "clock_drift", "first_above"}
         have = {name for _, name, _ in signatures(rk, mk, dsp)}
-        print(sorted(used - have), {"pam_llr", "pam_llr_fast", "fir_into", "complex_mean"} <= have)
+        print(sorted(used - have), {"pam_llr_exact", "pam_llr_maxlog", "fir_into", "complex_mean"} <= have)
     """)
     assert out.split() == ["True", "[]", "True"]

@@ -10,7 +10,7 @@ from functools import cache
 
 import numpy as np
 
-from .kernels import pam_llr, pam_llr_fast
+from .kernels import pam_llr_exact, pam_llr_maxlog
 
 ORDERS = {"qpsk": 2, "16qam": 4, "64qam": 6}
 DEMAPPERS = ("exact", "maxlog")
@@ -108,10 +108,7 @@ def _demodulate_axes(y: np.ndarray, noise_var: float, name: str, exact: bool) ->
     out = np.empty(y.size * m, np.float64)
     yr = np.ascontiguousarray(y.real, np.float64)
     yi = np.ascontiguousarray(y.imag, np.float64)
-    if exact:  # the same sums with array-wise exp and log (2.5x faster; to 1e-9)
-        pam_llr_fast(yr, levels, labels, 1.0 / noise_var, out, m, 0)
-        pam_llr_fast(yi, levels, labels, 1.0 / noise_var, out, m, 1)
-    else:
-        pam_llr(yr, levels, labels, 1.0 / noise_var, out, m, 0, False)
-        pam_llr(yi, levels, labels, 1.0 / noise_var, out, m, 1, False)
+    kernel = pam_llr_exact if exact else pam_llr_maxlog
+    kernel(yr, levels, labels, 1.0 / noise_var, out, m, 0)
+    kernel(yi, levels, labels, 1.0 / noise_var, out, m, 1)
     return out.astype(np.float32)
