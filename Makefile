@@ -16,7 +16,7 @@ LDPC_SO := python/ncsc/fec/_ldpc_qc.so
 CC ?= cc
 NCSC_CFLAGS ?= -O3 -march=native -Wall
 
-.PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-rx bench-gui bench-table1 bench-determinism train train-msssim plot-training install clean
+.PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-rx bench-gui bench-table1 bench-determinism train train-msssim burst-pack burst-unpack plot-training install clean
 
 setup: apt $(STAMP) $(LDPC_SO) $(KERNELS)
 	@test -L $(SITE)/gnuradio/ncsc || (mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc)
@@ -91,6 +91,14 @@ train: setup
 train-msssim: setup
 	$(PY) -m gnuradio.ncsc.train --metric ms-ssim $(TRAIN_ARGS) --out $(CKPT)/train-msssim \
 		--init weights/ncsc-msssim-q1.pth.gz
+
+# The accelerator burst (docs/training.md): pack here, run on the GPU machine, unpack here.
+# CHECKPOINT=path starts the burst from a checkpoint if it fits; SRC= the folder brought back.
+burst-pack: setup
+	$(PY) -m gnuradio.ncsc.train_burst pack $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
+
+burst-unpack: setup
+	$(PY) -m gnuradio.ncsc.train_burst unpack $(SRC) --out $(CKPT)/train-mse
 
 # results/training.png and training.csv from the two runs' logs
 plot-training: setup

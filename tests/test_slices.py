@@ -305,3 +305,115 @@ def test_packed_head_layout_keeps_slices_on_their_pages(tiny_codec, picture):
     forged[28:32] = zlib.crc32(bytes(forged[:28])).to_bytes(4, "big")
     with pytest.raises(bs.BitstreamError):
         bs.unpack_sliced(bytes(forged))
+
+
+def test_a_cut_rans_string_decodes_its_beginning_exactly():
+    """rANS reads forward: the received beginning of a string gives the first values as coded,
+    every value decided before the string ends; a whole string is still required by default."""
+    from gnuradio.ncsc.codec.entropy import RansStream, encode_values
+
+    rng = np.random.default_rng(3)
+    n = 400
+    w = np.full((n, 3), 1, dtype=np.int64) << 8
+    s = rng.integers(20, 50, size=(n, 3))
+    mu = rng.integers(-64, 64, size=(n, 3))
+    values = np.round(rng.normal(0, 8, n)).astype(np.int64)
+    values[5::37] = 5000  # escapes, outside every support
+    data = encode_values(values, w, s, mu)
+    full = RansStream(data).decode(w, s, mu)
+    assert np.array_equal(full, values)
+    for cut in (4, 5, len(data) // 3, len(data) // 2, len(data) - 1):
+        got = RansStream(data[:cut]).decode(w, s, mu, partial=True)
+        assert got.size < n or cut == len(data) - 1  # the last byte: only the final renormalisation
+        assert got.size > 0 or cut < 8
+        assert np.array_equal(got, values[: got.size])
+        with pytest.raises(ValueError, match="ends early"):
+            RansStream(data[:cut]).decode(w, s, mu)
+
+
+@pytest.fixture(scope="module")
+def wide_codec():
+    """A tiny random model whose analysis is scaled up so that slices span many pages."""
+    from gnuradio.ncsc.codec.coder import NcscCodec
+    from gnuradio.ncsc.codec.model import NcscModel
+
+    torch.manual_seed(0)
+    model = NcscModel(N=8)
+    [m for m in model.g_a.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.data *= 40
+    model.update(force=True)
+    return NcscCodec(model.eval())
+
+
+def test_a_slice_that_lost_a_later_page_keeps_its_beginning(wide_codec, picture):
+    """A lost page in the middle of a long slice costs only what was coded from there on: the
+    slice's positions before the cut (in coding order) decode exactly, the rest is concealed, and
+    a slice whose first page is lost is concealed whole."""
+    from gnuradio.ncsc.codec.coder import coding_order
+
+    out = wide_codec.compress(picture, slices=(4, 8), page=PAGE, head_copies=1)
+    data = out["bitstream"]
+    header, z, slices = bs.unpack_sliced(data)
+    head_len = bs.HEAD2_FIXED + 2 * len(slices) + len(z) + 4
+    offsets = bs.slice_layout(header.slice_lengths, PAGE, head_len)
+    j = 5
+    first, last = (head_len + offsets[j]) // PAGE, (head_len + offsets[j] + len(slices[j]) - 1) // PAGE
+    assert last - first >= 4  # spans pages
+    victim = first + (last - first) // 2
+    damaged = bytearray(data)
+    damaged[victim * PAGE : (victim + 1) * PAGE] = bytes(PAGE)
+    _, _, got = bs.unpack_sliced(bytes(damaged), lost_pages=[victim], page=PAGE)
+    assert isinstance(got[j], bs.SlicePrefix) and bytes(got[j]) == slices[j][: victim * PAGE - head_len - offsets[j]]
+    dec = wide_codec.decompress(bytes(damaged), lost_pages=[victim], page=PAGE)
+    assert j in dec["partial_slices"] and j not in dec["lost_slices"]
+    sent = out["y_hat"].double()[0]
+    r0, r1, c0, c1 = header.tiles()[j]
+    steps = coding_order(r1 - r0, c1 - c0, header.order)
+    rows = np.concatenate([st[0] for st in steps]) + r0
+    cols = np.concatenate([st[1] for st in steps]) + c0
+    n_lost = round(dec["concealed"] * sent.shape[1] * sent.shape[2])
+    others = [i for i in dec["lost_slices"] + dec["partial_slices"] if i != j]
+    assert not others  # the page held only this slice
+    kept = rows.size - n_lost
+    assert 0 < kept < rows.size
+    assert torch.equal(dec["y_hat"][0][:, rows[:kept], cols[:kept]], sent[:, rows[:kept], cols[:kept]])
+    assert not torch.equal(dec["y_hat"][0][:, rows[kept:], cols[kept:]], sent[:, rows[kept:], cols[kept:]])
+    assert dec["concealed_boxes"][0][0] >= r0 and dec["concealed_boxes"][0][1] == r1
+    mask = np.ones(sent.shape[1:], dtype=bool)
+    mask[rows[kept:], cols[kept:]] = False
+    assert torch.equal(dec["y_hat"][0][:, mask], sent[:, mask])  # every other slice as sent
+    damaged = bytearray(data)
+    damaged[first * PAGE : (first + 1) * PAGE] = bytes(PAGE)
+    dec = wide_codec.decompress(bytes(damaged), lost_pages=[first], page=PAGE)
+    assert j in dec["lost_slices"]
+
+
+def test_record_of_a_cut_slice(wide_codec, tmp_path):
+    """Through the deframer and the Decoder Sink: a block lost in the middle of a long slice
+    makes a partial picture whose record counts the cut slice and boxes only what was filled."""
+    from gnuradio import ncsc
+    from PIL import Image
+
+    from gnuradio.ncsc.blocks.image_viewer import parse_boxes
+    from gnuradio.ncsc.blocks.pdu import from_pdu
+
+    path = tmp_path / "pic.png"
+    y, x = np.mgrid[0:256, 0:384]
+    Image.fromarray(np.stack([x % 256, y, (x * y) % 256], -1).astype(np.uint8)).save(path)
+    framer = Framer(8 * (PAGE + 12))
+    meta, data = ImageSender(wide_codec, slices=(4, 8), page=PAGE).encode(path)
+    blocks = framer.frame(meta["image_id"], data)
+    dfr = ncsc.deframer(k=framer.k)
+    out = []
+    dfr.message_port_pub = lambda port, msg: out.append(from_pdu(msg, np.uint8))
+    for i, b in enumerate(blocks):
+        if i != len(blocks) // 2:
+            dfr.process(dict(meta, block_index=i, block_count=len(blocks)), b)
+    dfr._publish(dfr.reasm.flush())
+    sink = ncsc.decoder_sink(str(tmp_path / "out"), codec=wide_codec)
+    for m, d in out:
+        sink._decode(m, d.tobytes())
+    rec = sink.records[-1]
+    assert rec["status"] == "partial" and rec["partial_slices"] == 1 and rec["lost_slices"] == 0
+    assert 0 < rec["concealed"] < 1 / 12  # less than the one slice (of 12) it cut
+    (x0, y0, x1, y1), = parse_boxes(rec["concealed_boxes"])
+    assert (x1 - x0) * (y1 - y0) < 64 * 128  # within that slice's 4x8 latents (64 x 128 pixels)

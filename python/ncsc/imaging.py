@@ -192,11 +192,11 @@ class ImageReceiver:
         rec.update(status="ok", width=int(header.width), height=int(header.height),
                    bits=bits, bpp=bits / (header.width * header.height))
         if out.get("concealed"):
-            tiles = out["header"].tiles()
             boxes = [(c0 * 16, r0 * 16, min(c1 * 16, header.width), min(r1 * 16, header.height))
-                     for r0, r1, c0, c1 in (tiles[i] for i in out["lost_slices"])]
+                     for r0, r1, c0, c1 in out["concealed_boxes"]]
             boxes = [b for b in boxes if b[0] < b[2] and b[1] < b[3]]  # tiles in the padding: not shown
             rec.update(status="partial", concealed=float(out["concealed"]), lost_slices=len(out["lost_slices"]),
+                       partial_slices=len(out["partial_slices"]),
                        reason=meta.get("reason", "blocks lost"),
                        concealed_boxes=";".join(",".join(str(v) for v in b) for b in boxes))  # pixels: x0,y0,x1,y1
         got = to_array(x_hat)

@@ -280,8 +280,14 @@ def looks_sliced(data: bytes, page: int) -> bool:
     return any(is_sliced(data[at : at + 5]) for at in _head_candidates(data, page))
 
 
+class SlicePrefix(bytes):
+    """The received beginning of a slice whose later pages were lost. rANS reads its string
+    forward, so the values coded before the cut decode exactly as sent; the rest is concealed."""
+
+
 def unpack_sliced(data: bytes, lost_pages=(), page: int | None = None):
-    """(header, z string, slices) of a version-2 stream; a slice on a lost page is None.
+    """(header, z string, slices) of a version-2 stream. A slice whose first page was lost is
+    None; one that lost a later page is the :class:`SlicePrefix` that arrived before it.
 
     ``lost_pages``: indices of pages (the link's blocks, ``page`` bytes each) that did not arrive
     and are zeros in ``data``; the head is read from whichever copy is intact. Raises
@@ -310,6 +316,10 @@ def unpack_sliced(data: bytes, lost_pages=(), page: int | None = None):
     slices = []
     for off, n in zip(offsets, header.slice_lengths, strict=True):
         a, b = area0 + off, area0 + off + n
-        pages = set(range(a // pg, (b - 1) // pg + 1)) if n else set()
-        slices.append(None if b > len(data) or pages & lost else data[a:b])
+        gone = [p for p in range(a // pg, (b - 1) // pg + 1) if p in lost] if n else []
+        if b <= len(data) and not gone:
+            slices.append(data[a:b])
+            continue
+        cut = min(len(data), gone[0] * pg if gone else b)
+        slices.append(SlicePrefix(data[a:cut]) if cut - a >= 4 else None)  # 4 bytes: the coder's state
     return header, z_string, slices

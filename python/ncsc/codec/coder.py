@@ -266,23 +266,35 @@ class NcscCodec:
         hs = self.hs(to_fixed(z_hat))[0]
         y = torch.zeros((self.M, 4 * zh, 4 * zw), dtype=torch.float64)
         tiles = header.tiles()
-        lost = sorted(self._decode_tiles(hs, y, tiles, slices, header.order))  # lost or damaged: concealed
-        known = np.ones(y.shape[1:], dtype=bool)
-        for i in lost:
+        known = np.zeros(y.shape[1:], dtype=bool)
+        damaged = self._decode_tiles(hs, y, tiles, slices, header.order, known)
+        lost, partial = [], []  # concealed whole; cut off, their beginning decoded
+        for i, (r0, r1, c0, c1) in enumerate(tiles):
+            if i in damaged or not known[r0:r1, c0:c1].any():
+                lost.append(i)
+            elif not known[r0:r1, c0:c1].all():
+                partial.append(i)
+        boxes = []  # latent rows and columns of what is concealed, per slice
+        for i in lost + partial:
             r0, r1, c0, c1 = tiles[i]
-            known[r0:r1, c0:c1] = False
-        if lost:
+            rr, cc = np.nonzero(~known[r0:r1, c0:c1])
+            boxes.append((r0 + int(rr.min()), r0 + int(rr.max()) + 1, c0 + int(cc.min()), c0 + int(cc.max()) + 1))
+        if not known.all():
             self._conceal(hs, y, known)
         y_hat = y.unsqueeze(0)
         return {"x_hat": self._synthesize(y_hat, header.height, header.width), "y_hat": y_hat, "header": header,
-                "concealed": float(np.mean(~known)), "lost_slices": lost}
+                "concealed": float(np.mean(~known)), "lost_slices": lost, "partial_slices": partial,
+                "concealed_boxes": boxes}
 
-    def _decode_tiles(self, hs: torch.Tensor, y: torch.Tensor, tiles: list, strings: list, order: str) -> dict:
+    def _decode_tiles(self, hs: torch.Tensor, y: torch.Tensor, tiles: list, strings: list, order: str,
+                      known: np.ndarray | None = None) -> dict:
         """Decode the tiles' strings into ``y``; returns {tile index: why} for the strings that are
-        missing (None) or turned out damaged (their tiles are left as they were). The tiles are independent, so
+        missing (None) or turned out damaged (their tiles are left as they were). A
+        :class:`~.bitstream.SlicePrefix` decodes up to where it was cut. ``known`` (the latent's
+        rows and columns), when given, marks every position decoded. The tiles are independent, so
         they advance together: one network step per wavefront for all of them (a tile's
         wavefronts, not the image's, set the count; bitstream 1 is one tile)."""
-        damaged, streams = {}, []
+        damaged, streams, cut, decoded = {}, [], set(), {}
         for j, st in enumerate(strings):
             try:
                 streams.append(RansStream(st) if st is not None else None)
@@ -294,7 +306,7 @@ class NcscCodec:
         pads = [torch.zeros((self.M, r1 - r0 + 4, c1 - c0 + 4), dtype=torch.float64) for r0, r1, c0, c1 in tiles]
         orders = [coding_order(r1 - r0, c1 - c0, order) for r0, r1, c0, c1 in tiles]
         for t in range(max((len(o) for o in orders), default=0)):
-            live = [j for j in range(len(tiles)) if t < len(orders[j]) and j not in damaged]
+            live = [j for j in range(len(tiles)) if t < len(orders[j]) and j not in damaged and j not in cut]
             if not live:
                 continue
             steps = [(torch.from_numpy(orders[j][t][0]), torch.from_numpy(orders[j][t][1])) for j in live]
@@ -307,22 +319,33 @@ class NcscCodec:
                 n = r.numel()
                 sel = slice(at * self.M, (at + n) * self.M)
                 at += n
+                prefix = isinstance(strings[j], bs.SlicePrefix)
                 try:
-                    vals = streams[j].decode(w[sel], s[sel], mu[sel])
+                    vals = streams[j].decode(w[sel], s[sel], mu[sel], partial=prefix)
                 except ValueError as exc:
                     damaged[j] = str(exc)
                     continue
-                if np.abs(vals).max() > Y_LIMIT:  # the encoder clamps: larger is corruption
+                if vals.size and np.abs(vals).max() > Y_LIMIT:  # the encoder clamps: larger is corruption
                     damaged[j] = "latent value out of range (corrupted stream)"
                     continue
+                if streams[j].ended:  # the prefix ends here: whole positions only
+                    cut.add(j)
+                    n = vals.size // self.M
+                    r, c, vals = r[:n], c[:n], vals[: n * self.M]
                 pads[j][:, r + 2, c + 2] = torch.from_numpy(vals.reshape(n, self.M).T * float(2**FA))
+                if prefix:
+                    if j not in decoded:
+                        decoded[j] = np.zeros((tiles[j][1] - tiles[j][0], tiles[j][3] - tiles[j][2]), dtype=bool)
+                    decoded[j][r.numpy(), c.numpy()] = True
         for j, ((r0, r1, c0, c1), stream, st) in enumerate(zip(tiles, streams, strings, strict=True)):
             if j in damaged:
                 continue
-            if stream.state[1] != len(st):
+            if j not in cut and not isinstance(st, bs.SlicePrefix) and stream.state[1] != len(st):
                 damaged[j] = "latent stream has trailing bytes (corrupted)"
                 continue
             y[:, r0:r1, c0:c1] = pads[j][:, 2:-2, 2:-2] * 2.0**-FA
+            if known is not None:
+                known[r0:r1, c0:c1] = decoded[j] if j in decoded else True
         return damaged
 
     def _synthesize(self, y_hat: torch.Tensor, h: int, w: int) -> torch.Tensor:

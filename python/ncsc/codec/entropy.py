@@ -192,7 +192,9 @@ def encode_values(values: np.ndarray, w, s, mu) -> bytes:
 
 @nb.njit(cache=True, nogil=True)
 def _rans_decode(buf, state, w, s, mu, half, offs, tab, out):
-    """Decode len(out) values; state = [x, read position]; returns False on a corrupt stream."""
+    """Decode len(out) values; state = [x, read position]. Returns len(out), or -1 - n when the
+    string ran out after n values: a value is exact once decided, even when the reads that
+    follow it fail, so the beginning of a cut-off string decodes as sent."""
     freq = np.empty(1 << 13, dtype=np.int64)
     x = state[0]
     pos = state[1]
@@ -207,12 +209,15 @@ def _rans_decode(buf, state, w, s, mu, half, offs, tab, out):
             c += freq[idx]
             idx += 1
         x = freq[idx] * (x >> PREC) + cf - c
+        escape = idx == ns - 1
+        if not escape:
+            out[i] = lo + idx
         while x < RANS_L:
             if pos >= nbuf:
-                return False
+                return -1 - (i if escape else i + 1)
             x = (x << 8) | buf[pos]
             pos += 1
-        if idx == ns - 1:
+        if escape:
             raw = 0
             for _ in range(2):
                 cf = x & mask
@@ -220,15 +225,13 @@ def _rans_decode(buf, state, w, s, mu, half, offs, tab, out):
                 raw = (raw << 16) | cf
                 while x < RANS_L:
                     if pos >= nbuf:
-                        return False
+                        return -1 - i
                     x = (x << 8) | buf[pos]
                     pos += 1
             out[i] = raw - (1 << 31)
-        else:
-            out[i] = lo + idx
     state[0] = x
     state[1] = pos
-    return True
+    return out.size
 
 
 class RansStream:
@@ -241,11 +244,18 @@ class RansStream:
         x = int(self.buf[0]) | int(self.buf[1]) << 8 | int(self.buf[2]) << 16 | int(self.buf[3]) << 24
         self.state = np.array([x, 4], dtype=np.int64)
         self.t = tables()
+        self.ended = False  # a partial decode ran out of string: nothing more to decode
 
-    def decode(self, w, s, mu) -> np.ndarray:
+    def decode(self, w, s, mu, partial: bool = False) -> np.ndarray:
+        """The next len(w) values. A string that ends first is an error, unless ``partial``
+        (the received beginning of a longer string): then the values decoded before it ended."""
         out = np.empty(w.shape[0], dtype=np.int64)
-        if not _rans_decode(self.buf, self.state, w, s, mu, self.t.half, self.t.offs, self.t.tab, out):
-            raise ValueError("latent stream ends early (truncated or corrupted)")
+        n = _rans_decode(self.buf, self.state, w, s, mu, self.t.half, self.t.offs, self.t.tab, out)
+        if n < 0:
+            if not partial:
+                raise ValueError("latent stream ends early (truncated or corrupted)")
+            self.ended = True
+            return out[: -1 - n]
         return out
 
 
