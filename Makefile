@@ -16,7 +16,7 @@ LDPC_SO := python/ncsc/fec/_ldpc_qc.so
 CC ?= cc
 NCSC_CFLAGS ?= -O3 -march=native -Wall
 
-.PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-rx bench-gui bench-table1 bench-determinism train train-msssim burst-pack burst-unpack plot-training install clean
+.PHONY: setup apt venv demo test lint bench-link bench-codec bench-ota bench-rx bench-gui bench-table1 bench-determinism bench-train-step train train-msssim burst-pack burst-unpack plot-training install clean
 
 setup: apt $(STAMP) $(LDPC_SO) $(KERNELS)
 	@test -L $(SITE)/gnuradio/ncsc || (mkdir -p $(SITE)/gnuradio && ln -sfn $(CURDIR)/python/ncsc $(SITE)/gnuradio/ncsc)
@@ -71,6 +71,9 @@ bench-gui: setup
 
 bench-table1: setup
 	$(PY) -m gnuradio.ncsc.bench.table1
+
+bench-train-step: setup
+	$(PY) -m gnuradio.ncsc.bench.trainstep
 
 bench-determinism: setup
 	$(PY) -m gnuradio.ncsc.bench.determinism --images ../shared/data/kodak

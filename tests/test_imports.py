@@ -13,7 +13,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "python" / "ncsc"
 CORE = ("codec", "fec", "modulation", "framing", "phy", "channel", "profiles")
 CORE_FILES = ("dsp.py", "imaging.py", "cpuprobe.py", "samples.py", "link.py")
-UPPER = ("blocks", "bench", "train", "export", "loopback")
+UPPER = ("blocks", "bench", "train", "train_burst", "export", "loopback")
 
 
 def _imports(path: Path) -> list[str]:

@@ -255,3 +255,14 @@ def test_distributed_is_a_single_process_without_torchrun(monkeypatch):
     assert not d.enabled and d.main and d.any(True) and not d.any(False)
     model = torch.nn.Linear(2, 2)
     assert d.wrap(model, set()) is model
+
+
+def test_step_benchmark_splits_the_time(photos, capsys):
+    """bench.trainstep times the trainer's own step and says where it goes, as one JSON line."""
+    from gnuradio.ncsc.bench import trainstep
+
+    assert trainstep.main(["--data", str(photos), "--weights", "", "--N", "8", "--batch", "2", "--patch", "64",
+                           "--steps", "1", "--photos", "3"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["s_per_step"] > 0 and res["steps_per_hour"] == pytest.approx(3600 / res["s_per_step"], rel=1e-2)
+    assert 0 < res["conv_share"] <= 1 and 0 <= res["data_share"] < 1 and res["precision"] in ("fp32", "bf16")

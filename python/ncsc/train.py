@@ -302,6 +302,31 @@ class Distributed:
             dist.destroy_process_group()
 
 
+def train_step(net, model, x: torch.Tensor, metric: str, lmbda: float, opts, params, bf16: bool,
+               channels_last: bool, ddp: Distributed | None = None):
+    """One optimisation step on batch ``x``: the rate-distortion loss through ``net`` (the model,
+    or DDP around it), gradient clipping, then the entropy bottleneck's auxiliary loss.
+    Returns (loss, bpp, quality, aux) as tensors."""
+    opt, aux_opt = opts
+    main_params, aux_params = params
+    x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = net(x)
+    bpp, dist, qual = rd_terms(out, x, metric)
+    loss = lmbda * dist + bpp
+    opt.zero_grad(set_to_none=True)
+    aux_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+    opt.step()
+    aux = model.aux_loss()
+    aux.backward()
+    if ddp is not None:
+        ddp.average_grads(aux_params)
+    aux_opt.step()
+    return loss, bpp, qual, aux
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -422,20 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     model.train()
     while not ddp.any(step >= args.steps or stop["now"] or (t_end is not None and time.time() >= t_end)):
         x = bank.batch(args.batch).to(device)
-        x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = net(x)
-        bpp, dist, qual = rd_terms(out, x, args.metric)
-        loss = lmbda * dist + bpp
-        opt.zero_grad(set_to_none=True)
-        aux_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
-        aux = model.aux_loss()
-        aux.backward()
-        ddp.average_grads(aux_params)
-        aux_opt.step()
+        loss, bpp, qual, aux = train_step(net, model, x, args.metric, lmbda, (opt, aux_opt), (main_params, aux_params),
+                                          bf16, channels_last, ddp)
         step += 1
         bar.update(1)
         qname = "psnr" if args.metric == "mse" else "msssim"
