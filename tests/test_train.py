@@ -227,6 +227,7 @@ def test_export_writes_weights_and_their_manifest_entry(photos, tmp_path, capsys
     assert entry["lambda"] == train.LAMBDAS["ms-ssim"] and entry["N"] == 8
     assert entry["sha256"] == hashlib.sha256((weights / entry["file"]).read_bytes()).hexdigest()
     assert "kodak" not in entry  # nothing measured without the images
+    assert "/photos (3 photos, 3 for training" in entry["training_data"]  # the trainer's split, recorded
 
 
 @pytest.mark.slow

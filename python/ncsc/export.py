@@ -9,6 +9,7 @@ measured figures with the command that measured them.
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import json
 import sys
@@ -20,6 +21,27 @@ from .bench.codec import DEFAULT_IMAGES, measure, summarize
 from .codec.model import NcscModel
 from .codec.registry import config, export_weights, load_codec, weights_dir
 from .train import checkpoint_quant
+
+
+def describe_data(ck: dict) -> str:
+    """What the checkpoint's last run trained on, as the manifest records it: its folders with
+    their photo counts (the trainer holds the last 4 of each out), crop size and batch."""
+    from .train import list_images
+
+    try:
+        folders = [Path(f) for f in ast.literal_eval(str(ck.get("data", "[]")))]
+    except (ValueError, SyntaxError):
+        folders = []
+    parts = []
+    for f in folders:
+        try:
+            n = len(list_images(f))
+            parts.append(f"{'/'.join(f.resolve().parts[-3:])} ({n} photos, {n - 4 if n > 4 else n} for training, "
+                         "4 held out)")
+        except (OSError, FileNotFoundError):
+            parts.append("/".join(f.resolve().parts[-3:]))
+    return (f"{' + '.join(parts) or 'folders not recorded'}, random {ck.get('patch', 256)}px crops, "
+            f"batch {ck.get('batch', 8)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     entry = {"file": fname, "sha256": digest, "architecture": "ncsc-cheng2020-gmm", "metric": args.metric,
              "quality": 1, "N": model.N, "K": model.K, "lambda": ck.get("lmbda"), "training_steps": ck["step"],
              "final_quantization": checkpoint_quant(ck),
-             "training_data": "shared/data/train (64 photos, 60 for training, 4 held out), random "
-                              f"{ck.get('patch', 256)}px crops, batch {ck.get('batch', 8)}",
+             "training_data": describe_data(ck),
              "exported": datetime.date.today().isoformat(), "size_bytes": (out / fname).stat().st_size}
     man[cfg["weights"]] = entry
     man_path.write_text(json.dumps(man, indent=1) + "\n")
