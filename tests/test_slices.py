@@ -141,28 +141,38 @@ def test_link_delivers_part_of_a_sliced_image(tiny_codec, tmp_path):
     assert results["whole"]["status"] == "failed"
 
 
-def test_progressive_deframer_and_sink_show_a_picture_building_up(tiny_codec, tmp_path):
-    """A progressive Deframer hands on interim PDUs as blocks arrive; the Decoder Sink decodes them
-    for display (no record, no file) and the final image gets its record as usual."""
+def _through_deframer(codec, tmp_path, lost, progressive=0) -> list:
+    """A 384x256 picture, sliced, framed and handed to a Deframer without block ``lost(n)`` of
+    its n; returns the (meta, data) PDUs the Deframer handed on."""
     from gnuradio import ncsc
     from PIL import Image
 
-    from gnuradio.ncsc.blocks.image_viewer import parse_boxes
     from gnuradio.ncsc.blocks.pdu import from_pdu
 
     path = tmp_path / "pic.png"
     y, x = np.mgrid[0:256, 0:384]
     Image.fromarray(np.stack([x % 256, y, (x * y) % 256], -1).astype(np.uint8)).save(path)
     framer = Framer(8 * (PAGE + 12))
-    meta, data = ImageSender(tiny_codec, slices=(4, 8), page=PAGE).encode(path)
+    meta, data = ImageSender(codec, slices=(4, 8), page=PAGE).encode(path)
     blocks = framer.frame(meta["image_id"], data)
-    dfr = ncsc.deframer(k=framer.k, progressive=4)
+    dfr = ncsc.deframer(k=framer.k, progressive=progressive)
     out = []
     dfr.message_port_pub = lambda port, msg: out.append(from_pdu(msg, np.uint8))  # collect what it hands on
     for i, b in enumerate(blocks):
-        if i != len(blocks) - 2:  # one block of the slice area lost
+        if i != lost(len(blocks)):
             dfr.process(dict(meta, block_index=i, block_count=len(blocks)), b)
     dfr._publish(dfr.reasm.flush())
+    return out
+
+
+def test_progressive_deframer_and_sink_show_a_picture_building_up(tiny_codec, tmp_path):
+    """A progressive Deframer hands on interim PDUs as blocks arrive; the Decoder Sink decodes them
+    for display (no record, no file) and the final image gets its record as usual."""
+    from gnuradio import ncsc
+
+    from gnuradio.ncsc.blocks.image_viewer import parse_boxes
+
+    out = _through_deframer(tiny_codec, tmp_path, lost=lambda n: n - 2, progressive=4)  # one slice block lost
     interim = [(m, d) for m, d in out if m.get("interim")]
     final = [(m, d) for m, d in out if not m.get("interim")]
     assert len(interim) >= 2 and len(final) == 1
@@ -391,24 +401,10 @@ def test_record_of_a_cut_slice(wide_codec, tmp_path):
     """Through the deframer and the Decoder Sink: a block lost in the middle of a long slice
     makes a partial picture whose record counts the cut slice and boxes only what was filled."""
     from gnuradio import ncsc
-    from PIL import Image
 
     from gnuradio.ncsc.blocks.image_viewer import parse_boxes
-    from gnuradio.ncsc.blocks.pdu import from_pdu
 
-    path = tmp_path / "pic.png"
-    y, x = np.mgrid[0:256, 0:384]
-    Image.fromarray(np.stack([x % 256, y, (x * y) % 256], -1).astype(np.uint8)).save(path)
-    framer = Framer(8 * (PAGE + 12))
-    meta, data = ImageSender(wide_codec, slices=(4, 8), page=PAGE).encode(path)
-    blocks = framer.frame(meta["image_id"], data)
-    dfr = ncsc.deframer(k=framer.k)
-    out = []
-    dfr.message_port_pub = lambda port, msg: out.append(from_pdu(msg, np.uint8))
-    for i, b in enumerate(blocks):
-        if i != len(blocks) // 2:
-            dfr.process(dict(meta, block_index=i, block_count=len(blocks)), b)
-    dfr._publish(dfr.reasm.flush())
+    out = _through_deframer(wide_codec, tmp_path, lost=lambda n: n // 2)
     sink = ncsc.decoder_sink(str(tmp_path / "out"), codec=wide_codec)
     for m, d in out:
         sink._decode(m, d.tobytes())
