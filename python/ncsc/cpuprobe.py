@@ -46,18 +46,24 @@ print("ok")
 """
 
 
+def _cpuinfo(field: str, default: str) -> str:
+    """A field of the first CPU in /proc/cpuinfo (``default`` where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return default
+    return next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith(field)), default)
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name", platform.processor())
+
+
 def cpu_key() -> str:
     """CPU model + flags + torch version: a verdict holds only for the same of all three."""
     import torch
 
-    text = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        pass
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")),
-                 platform.processor())
-    flags = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("flags")), "")
+    model, flags = cpu_model(), _cpuinfo("flags", "")
     digest = hashlib.sha256(f"{model}|{flags}|{torch.__version__}".encode()).hexdigest()[:16]
     return f"{model} / torch {torch.__version__} / {digest}"
 

@@ -26,7 +26,7 @@ from .train import checkpoint_quant
 def describe_data(ck: dict) -> str:
     """What the checkpoint's last run trained on, as the manifest records it: its folders with
     their photo counts (the trainer holds the last 4 of each out), crop size and batch."""
-    from .train import list_images
+    from .train import HELD_OUT, list_images
 
     try:
         folders = [Path(f) for f in ast.literal_eval(str(ck.get("data", "[]")))]
@@ -36,8 +36,8 @@ def describe_data(ck: dict) -> str:
     for f in folders:
         try:
             n = len(list_images(f))
-            parts.append(f"{'/'.join(f.resolve().parts[-3:])} ({n} photos, {n - 4 if n > 4 else n} for training, "
-                         "4 held out)")
+            parts.append(f"{'/'.join(f.resolve().parts[-3:])} ({n} photos, {n - HELD_OUT if n > HELD_OUT else n} "
+                         f"for training, {min(n, HELD_OUT)} held out)")
         except (OSError, FileNotFoundError):
             parts.append("/".join(f.resolve().parts[-3:]))
     return (f"{' + '.join(parts) or 'folders not recorded'}, random {ck.get('patch', 256)}px crops, "

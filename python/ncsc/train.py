@@ -48,6 +48,36 @@ def list_images(*folders: str | os.PathLike) -> list[Path]:
     return files
 
 
+HELD_OUT = 4  # the last photos of each folder, evaluated, never trained on
+CROP_SCALES = (1080, 640)  # the short sides photos are cropped at: details and whole scenes
+
+
+def split_folders(folders) -> tuple[list[Path], list[Path]]:
+    """(training photos, held-out photos): the last HELD_OUT of each folder are held out (a
+    folder with no more than that trains on all of them too)."""
+    train_files, eval_files = [], []
+    for folder in folders:
+        found = list_images(folder)
+        train_files += found[:-HELD_OUT] or found
+        eval_files += found[-HELD_OUT:]
+    return train_files, eval_files
+
+
+def crop_scales(size: tuple[int, int], patch: int) -> list[float]:
+    """The scales (at most 1) at which a photo of ``size`` is cropped: its short side brought
+    to each of CROP_SCALES, where a ``patch`` still fits."""
+    scales = []
+    for short in CROP_SCALES:
+        s = min(1.0, short / min(size))
+        if min(round(size[0] * s), round(size[1] * s)) >= patch:
+            scales.append(s)
+    return scales
+
+
+def rescale(im: Image.Image, s: float) -> Image.Image:
+    return im.resize((round(im.width * s), round(im.height * s)), Image.BICUBIC) if s < 1 else im
+
+
 class CropBank:
     """All training photos in memory at two scales; random crops with flips."""
 
@@ -57,11 +87,7 @@ class CropBank:
         self.images = []
         for f in files:
             im = Image.open(f).convert("RGB")
-            for short in (1080, 640):
-                scale = min(1.0, short / min(im.size))
-                w, h = round(im.width * scale), round(im.height * scale)
-                if min(w, h) >= patch:
-                    self.images.append(np.asarray(im.resize((w, h), Image.BICUBIC) if scale < 1 else im))
+            self.images += [np.asarray(rescale(im, s)) for s in crop_scales(im.size, patch)]
 
     def batch(self, n: int) -> torch.Tensor:
         out = np.empty((n, self.patch, self.patch, 3), dtype=np.uint8)
@@ -302,6 +328,22 @@ class Distributed:
             dist.destroy_process_group()
 
 
+def make_optimizers(model, lr: float | None = None, aux_lr: float | None = None):
+    """(aux names, main params, aux params, Adam for the rate-distortion loss, Adam for the
+    entropy bottleneck's quantiles): the quantiles learn from their own auxiliary loss only."""
+    aux_names = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
+    main_params = [p for n, p in model.named_parameters() if n not in aux_names]
+    aux_params = [p for n, p in model.named_parameters() if n in aux_names]
+    return (aux_names, main_params, aux_params, torch.optim.Adam(main_params, lr=lr or DEFAULT_LR),
+            torch.optim.Adam(aux_params, lr=aux_lr or DEFAULT_AUX_LR))
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast: asked for, or ``auto`` on GPUs and on CPUs with native bf16 (emulated
+    bf16 is ~20x slower)."""
+    return precision == "bf16" or (precision == "auto" and (device.type == "cuda" or native_bf16()))
+
+
 def train_step(net, model, x: torch.Tensor, metric: str, lmbda: float, opts, params, bf16: bool,
                channels_last: bool, ddp: Distributed | None = None):
     """One optimisation step on batch ``x``: the rate-distortion loss through ``net`` (the model,
@@ -350,11 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_dir:
         train_files, eval_files = list_images(*args.data), list_images(args.eval_dir)
     else:
-        train_files, eval_files = [], []
-        for folder in args.data:
-            found = list_images(folder)
-            train_files += found[:-4] or found
-            eval_files += found[-4:]
+        train_files, eval_files = split_folders(args.data)
     for f in eval_files:
         with Image.open(f) as im:
             if min(eval_size(im.height, im.width)) < min_side(args.metric):
@@ -362,11 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     model = NcscModel(N=args.N).to(device)
-    aux_names = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
-    main_params = [p for n, p in model.named_parameters() if n not in aux_names]
-    aux_params = [p for n, p in model.named_parameters() if n in aux_names]
-    opt = torch.optim.Adam(main_params, lr=args.lr or DEFAULT_LR)
-    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr or DEFAULT_AUX_LR)
+    aux_names, main_params, aux_params, opt, aux_opt = make_optimizers(model, args.lr, args.aux_lr)
     plateau = Plateau(args.lr_patience, min_lr=args.min_lr)
     ckpt_path = out_dir / "checkpoint.pth"
     step = 0
@@ -404,8 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     model.train_quant = quant = args.quant or quant
     model.freeze_analysis(quant == "hard")
     model.slice_train = slice_train = slice_train if args.slice_train is None else args.slice_train
-    precision = "fp32" if args.no_bf16 else args.precision
-    bf16 = precision == "bf16" or (precision == "auto" and (device.type == "cuda" or native_bf16()))
+    bf16 = use_bf16("fp32" if args.no_bf16 else args.precision, device)
     channels_last = False
     if device.type == "cpu":
         from .cpuprobe import channels_last_ok

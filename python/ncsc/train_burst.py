@@ -96,7 +96,7 @@ def pack(out: Path, data: list[str], metric: str, checkpoint: str | None, budget
     from PIL import Image
     from tqdm import tqdm
 
-    from .train import eval_size, list_images
+    from .train import crop_scales, eval_size, rescale, split_folders
 
     if crop % 64 or crop < 64:
         raise SystemExit("--crop must be a multiple of 64")
@@ -128,11 +128,7 @@ def pack(out: Path, data: list[str], metric: str, checkpoint: str | None, budget
         used += len(blob)
         start = {"file": "start.pth.gz", "from": str(checkpoint), "step": int(ck.get("step", 0)),
                  **{k: ck[k] for k in ("quant", "slice_train", "lmbda", "N") if k in ck}}
-    train_files, eval_files = [], []
-    for folder in data:  # the trainer's split: the last 4 photos of each folder are held out
-        found = list_images(folder)
-        train_files += found[:-4] or found
-        eval_files += found[-4:]
+    train_files, eval_files = split_folders(data)  # the trainer's split
     for i, f in enumerate(eval_files):  # the crop the trainer evaluates, at the same scale
         with Image.open(f) as im:
             im = im.convert("RGB")
@@ -147,13 +143,8 @@ def pack(out: Path, data: list[str], metric: str, checkpoint: str | None, budget
     rng = random.Random(seed)
     scaled = []
     for f in train_files:
-        with Image.open(f) as im:
-            im = im.convert("RGB")
-            for short in (1080, 640):
-                s = min(1.0, short / min(im.size))
-                w, h = round(im.width * s), round(im.height * s)
-                if min(w, h) >= crop:
-                    scaled.append((f, s))
+        with Image.open(f) as im:  # the header only: no decoding
+            scaled += [(f, s) for s in crop_scales(im.size, crop)]
     if not scaled:
         raise SystemExit(f"no training photo has a side of {crop} px")
     n = 0
@@ -168,9 +159,7 @@ def pack(out: Path, data: list[str], metric: str, checkpoint: str | None, budget
             if (f, s) not in cache:
                 cache.clear()  # one decoded photo at a time
                 with Image.open(f) as im:
-                    im = im.convert("RGB")
-                    cache[(f, s)] = im.resize((round(im.width * s), round(im.height * s)), Image.BICUBIC) \
-                        if s < 1 else im.copy()
+                    cache[(f, s)] = rescale(im.convert("RGB"), s)
             im = cache[(f, s)]
             x, y = rng.randrange(im.width - crop + 1), rng.randrange(im.height - crop + 1)
             blob = _crop_jpeg(im, (x, y, x + crop, y + crop), quality)
@@ -274,6 +263,7 @@ def run(pack_dir: Path, out: Path, minutes: float, chunk: float, batch: int, wor
     import torch
 
     from . import train
+    from .bench.training import read_evaluations
 
     metric = info["metric"]
     start = info.get("start")
@@ -312,13 +302,9 @@ def run(pack_dir: Path, out: Path, minutes: float, chunk: float, batch: int, wor
         if train.main(args) != 0:
             raise SystemExit("training failed")
         ck = torch.load(work / "checkpoint.pth", map_location="cpu", weights_only=False)
-        evals = []
         log = work / "log.csv"
-        for line in log.read_text().splitlines()[1:]:
-            row = line.split(",")
-            if row[2] == "eval":
-                evals.append({"step": int(row[0]) + first_step, "loss": float(row[3]), "bpp": float(row[4]),
-                              "quality": float(row[5])})
+        evals = [{"step": int(r["step"]) + first_step, "loss": r["loss"], "bpp": r["bpp"], "quality": r["quality"]}
+                 for r in read_evaluations(log)[0]]
         meta = {"metric": metric, "step": int(ck["step"]) + first_step, "burst_steps": int(ck["step"]),
                 "seconds": round(time.time() - t0, 1), "device": device, "batch": batch,
                 **{k: ck[k] for k in ("quant", "slice_train", "lmbda", "N", "patch")},
@@ -358,13 +344,12 @@ def unpack(src: Path, out: Path) -> Path:
     import torch
 
     from .codec.model import NcscModel
+    from .train import make_optimizers
 
     manifest, state = read_parts(src)
     model = NcscModel(N=int(manifest.get("N", 128)))
     model.load_state_dict(state)  # refuses a model of another shape
-    aux = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
-    opt = torch.optim.Adam([p for n, p in model.named_parameters() if n not in aux], lr=1e-4)
-    aux_opt = torch.optim.Adam([p for n, p in model.named_parameters() if n in aux], lr=1e-3)
+    *_, opt, aux_opt = make_optimizers(model)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.pth"
     if ckpt.exists():

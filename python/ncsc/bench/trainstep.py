@@ -14,28 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
     import torch
 
     from .. import train
-    from ..codec.coder import native_bf16
     from ..codec.model import NcscModel
+    from ..cpuprobe import channels_last_ok, cpu_model
 
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.trainstep", description=__doc__.splitlines()[0])
     p.add_argument("--data", nargs="+", default=train.DEFAULT_DATA)
@@ -60,16 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     model.freeze_analysis(args.quant == "hard")
     model.slice_train = train.DEFAULT_SLICE_TRAIN
     model.train()
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and native_bf16())
-    from ..cpuprobe import channels_last_ok
-
+    bf16 = train.use_bf16(args.precision, torch.device("cpu"))
     channels_last = channels_last_ok(bf16)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    aux_names = {n for n, _ in model.named_parameters() if n.endswith(".quantiles")}
-    main_params = [q for n, q in model.named_parameters() if n not in aux_names and q.requires_grad]
-    aux_params = [q for n, q in model.named_parameters() if n in aux_names]
-    opts = (torch.optim.Adam(main_params, lr=1e-6), torch.optim.Adam(aux_params, lr=1e-6))
+    _, main_params, aux_params, opt, aux_opt = train.make_optimizers(model)
     files = train.list_images(*args.data)[: args.photos]
     bank = train.CropBank(files, args.patch)
 
@@ -77,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         x = bank.batch(args.batch)
         t1 = time.perf_counter()
-        train.train_step(model, model, x, "mse", train.LAMBDAS["mse"], opts, (main_params, aux_params), bf16,
-                         channels_last)
+        train.train_step(model, model, x, "mse", train.LAMBDAS["mse"], (opt, aux_opt), (main_params, aux_params),
+                         bf16, channels_last)
         return t1 - t0, time.perf_counter() - t0
 
     step()  # warm-up: first-call allocations and kernel choices
@@ -97,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             opt += ev.cpu_time_total / 1e6
     profiled = sum(ev.self_cpu_time_total for ev in prof.key_averages()) / 1e6
     s_step = sorted(times)[len(times) // 2]
-    res = {"cpu": cpu_name(), "threads": args.threads, "precision": "bf16" if bf16 else "fp32",
+    res = {"cpu": cpu_model(), "threads": args.threads, "precision": "bf16" if bf16 else "fp32",
            "channels_last": channels_last, "batch": args.batch, "patch": args.patch, "quant": args.quant,
            "s_per_step": round(s_step, 3), "steps_per_hour": round(3600 / s_step, 1),
            "conv_share": round(conv / profiled, 3), "data_share": round(data_s / total_s, 4),
