@@ -45,7 +45,7 @@ def test_lost_pages_cost_only_their_slices(tiny_codec, sliced):
     header, _, slices = bs.unpack_sliced(bytes(data))
     head_pages = -(-(bs.HEAD2_FIXED + 2 * len(slices) + header.len_z + 4) // PAGE)
     area0 = 2 * head_pages * PAGE
-    offsets = bs.slice_layout(header.slice_lengths, PAGE)
+    offsets = bs.slice_layout(header.slice_lengths, PAGE, aligned=header.aligned)
     victim = (area0 + offsets[3]) // PAGE  # the page where slice 3 starts
     data[victim * PAGE : (victim + 1) * PAGE] = bytes(PAGE)
     out = tiny_codec.decompress(bytes(data), lost_pages=[victim], page=PAGE)
@@ -202,9 +202,14 @@ def test_cliff_benchmark_runs_both_modes(tiny_codec, tmp_path):
         path = tmp_path / f"p{i}.png"
         Image.fromarray(small).resize((512, 384), Image.BICUBIC).save(path)
         files.append(path)
-    res = cliff.run(files, [0.5, 8.0], tiny_codec, "paper-awgn-graceful", progress=False, classical=("jpeg",))
+    res = cliff.run(files, [0.5, 8.0], tiny_codec, "paper-awgn-graceful", seeds=(0, 1), progress=False,
+                    classical=("jpeg",))
     for key in ("ebn0_db", "psnr", "psnr_all_or_nothing", "shown", "shown_all_or_nothing", "rate_overhead"):
         assert key in res
+    for key in ("psnr", "shown", "psnr_jpeg"):  # two draws of the noise, the figure their mean
+        draws = res[f"{key}_per_seed"]
+        assert [len(d) for d in draws] == [2, 2] and res[key][0] == pytest.approx(np.mean(draws[0]), abs=1e-3)
+    assert {r["seed"] for r in res["per_image"]} == {0, 1}
     assert res["shown"][1] == res["shown_all_or_nothing"][1] == 1.0  # 8 dB: everything arrives
     assert res["shown"][0] >= res["shown_all_or_nothing"][0] and res["rate_overhead"] > 0
     assert res["shown_jpeg"][1] == 1.0 and res["psnr_jpeg"][1] > res["psnr_jpeg"][0]  # JPEG: all or nothing
@@ -231,7 +236,8 @@ def test_head_once_for_a_link_that_repeats_it(tiny_codec, picture, sliced):
     assert n_head % 2 == 0 and bs.head_pages(once["bitstream"]) == n_head // 2
     head_len = bs.HEAD2_FIXED + 2 * len(sliced["strings"][0]) + len(sliced["strings"][1][0]) + 4
     assert len(twice) - len(once["bitstream"]) >= n_head * PAGE - head_len
-    assert once["bitstream"][9] == bs.FLAG_HEAD_ONCE | bs.FLAG_HEAD_PACKED and twice[9] == 0
+    assert once["bitstream"][9] == bs.FLAG_HEAD_ONCE | bs.FLAG_HEAD_PACKED | bs.FLAG_UNALIGNED
+    assert twice[9] == bs.FLAG_UNALIGNED
     out = tiny_codec.decompress(once["bitstream"])
     assert torch.equal(out["y_hat"], sliced["y_hat"].double())
     # lost slice pages are still concealed, counted from the single head
@@ -242,7 +248,7 @@ def test_head_once_for_a_link_that_repeats_it(tiny_codec, picture, sliced):
     assert 0 < part["concealed"] < 1
     # unknown flag bits are refused like any other forged header field
     forged = bytearray(once["bitstream"])
-    forged[9] |= 0x04
+    forged[9] |= 0x08
     forged[28:32] = zlib.crc32(bytes(forged[:28])).to_bytes(4, "big")
     with pytest.raises(bs.BitstreamError):
         tiny_codec.decompress(bytes(forged))
@@ -299,7 +305,7 @@ def test_packed_head_layout_keeps_slices_on_their_pages(tiny_codec, picture):
     assert header.packed and header.head_copies == 1 and list(slices) == out["strings"][0]
     head_len = bs.HEAD2_FIXED + 2 * len(slices) + len(z) + 4
     assert head_len % PAGE  # the head's last page has room, which the slices use
-    offsets = bs.slice_layout(header.slice_lengths, PAGE, head_len)
+    offsets = bs.slice_layout(header.slice_lengths, PAGE, head_len, header.aligned)
     for off, s in zip(offsets, slices, strict=True):
         assert data[head_len + off : head_len + off + len(s)] == s
     n_pages = -(-len(data) // PAGE)
@@ -364,7 +370,7 @@ def test_a_slice_that_lost_a_later_page_keeps_its_beginning(wide_codec, picture)
     data = out["bitstream"]
     header, z, slices = bs.unpack_sliced(data)
     head_len = bs.HEAD2_FIXED + 2 * len(slices) + len(z) + 4
-    offsets = bs.slice_layout(header.slice_lengths, PAGE, head_len)
+    offsets = bs.slice_layout(header.slice_lengths, PAGE, head_len, header.aligned)
     j = 5
     first, last = (head_len + offsets[j]) // PAGE, (head_len + offsets[j] + len(slices[j]) - 1) // PAGE
     assert last - first >= 4  # spans pages
@@ -395,6 +401,42 @@ def test_a_slice_that_lost_a_later_page_keeps_its_beginning(wide_codec, picture)
     damaged[first * PAGE : (first + 1) * PAGE] = bytes(PAGE)
     dec = wide_codec.decompress(bytes(damaged), lost_pages=[first], page=PAGE)
     assert j in dec["lost_slices"]
+
+
+def test_unaligned_slices_follow_each_other_and_a_lost_page_cuts_its_neighbours(wide_codec, picture):
+    """FLAG_UNALIGNED: no padding between slices; a lost page loses the slices that start on
+    it, the one running into it keeps its beginning, every other slice decodes as sent."""
+    BIG = 300  # pages longer than the slices (about 200-280 bytes), so that alignment pads
+    assert bs.slice_layout([30, 30, 50, 10], 40, aligned=False) == [0, 30, 60, 110]
+    aligned = wide_codec.compress(picture, slices=(2, 4), page=BIG, head_copies=1, align=True)
+    out = wide_codec.compress(picture, slices=(2, 4), page=BIG, head_copies=1, align=False)
+    data = out["bitstream"]
+    header, z, slices = bs.unpack_sliced(data)
+    assert not header.aligned and data[9] & bs.FLAG_UNALIGNED and list(slices) == out["strings"][0]
+    head_len = bs.HEAD2_FIXED + 2 * len(slices) + len(z) + 4
+    assert len(data) == head_len + sum(header.slice_lengths) < len(aligned["bitstream"])
+    assert torch.equal(wide_codec.decompress(data)["y_hat"], out["y_hat"].double())
+    offsets = bs.slice_layout(header.slice_lengths, BIG, head_len, aligned=False)
+    starts = [(head_len + o) // BIG for o in offsets]
+    ends = [(head_len + o + n - 1) // BIG for o, n in zip(offsets, header.slice_lengths, strict=True)]
+    spans = list(zip(starts, ends, strict=True))
+    victim = next(p for p in range(starts[0] + 1, ends[-1]) if any(a < p <= b for a, b in spans))
+    damaged = bytearray(data)
+    damaged[victim * BIG : (victim + 1) * BIG] = bytes(BIG)
+    _, _, got = bs.unpack_sliced(bytes(damaged), lost_pages=[victim], page=BIG)
+    n_cut = 0
+    for i, s in enumerate(got):
+        if starts[i] == victim:
+            assert s is None
+        elif starts[i] < victim <= ends[i]:  # cut: its beginning up to the lost page
+            cut = victim * BIG - head_len - offsets[i]
+            assert (s is None) if cut < 4 else (isinstance(s, bs.SlicePrefix) and s == slices[i][:cut])
+            n_cut += cut >= 4
+        else:
+            assert s == slices[i]
+    assert n_cut == 1
+    res = wide_codec.decompress(bytes(damaged), lost_pages=[victim], page=BIG)
+    assert 0 < res["concealed"] < 1 and len(res["partial_slices"]) == 1
 
 
 def test_record_of_a_cut_slice(wide_codec, tmp_path):

@@ -44,14 +44,15 @@ class ImageSender:
     """Encodes images one by one; ids count up from ``first_id`` (16-bit, wrapping)."""
 
     def __init__(self, codec, first_id: int = 0, slices: tuple[int, int] | None = None, page: int = 180,
-                 head_copies: int = 2):
-        """``slices=(rows, cols)``: sliced streams (tiles of latent rows x columns, pages of ``page``
-        bytes, the framer's block payload), which a lossy link delivers in part; their head goes
-        ``head_copies`` times into the stream (1 when the link repeats its blocks itself)."""
+                 head_copies: int = 2, align: bool = False):
+        """``slices=(rows, cols)``: sliced streams (tiles of latent rows x columns, pages of
+        ``page`` bytes, the framer's block payload), which a lossy link delivers in part; their
+        head goes ``head_copies`` times into the stream (1 when the link repeats its blocks
+        itself); ``align=True``: short slices start a new page rather than straddle one."""
         self.codec = codec
         self.next_id = first_id & 0xFFFF
         self.slices, self.page = (tuple(slices) if slices else None), int(page)
-        self.head_copies = int(head_copies)
+        self.head_copies, self.align = int(head_copies), bool(align)
 
     @classmethod
     def for_profile(cls, codec, profile, page: int, first_id: int = 0) -> ImageSender:
@@ -64,7 +65,8 @@ class ImageSender:
         x = load_image(path)
         t0 = time.perf_counter()
         if self.slices:
-            out = self.codec.compress(x, slices=self.slices, page=self.page, head_copies=self.head_copies)
+            out = self.codec.compress(x, slices=self.slices, page=self.page, head_copies=self.head_copies,
+                                      align=self.align)
         else:
             out = self.codec.compress(x)
         data = out["bitstream"]

@@ -6,7 +6,8 @@ coded twice, as one all-or-nothing stream (bitstream 1) and as slices (bitstream
 (framing, LDPC 1536/4608, 16-QAM, AWGN, LDPC decoding, reassembly) at Eb/N0 1.0 to 3.0 dB.
 Beside them, JPEG (optimised Huffman) and HEVC intra (x265 through pillow-heif), each rate-matched
 per image to the whole NCSC stream, go through the same link as files: all or nothing, as in
-Table I. An image that cannot be shown is scored against mid-gray, as Table I does. Writes
+Table I. An image that cannot be shown is scored against mid-gray, as Table I does. ``--seeds 0 1 2``
+sends the same streams through several draws of the noise and reports their means. Writes
 ``results/cliff.json`` and ``results/cliff.png``; the last line is one JSON object with
 ``ebn0_db``, ``psnr`` (graceful), ``psnr_all_or_nothing``, ``shown`` (share of images with a
 picture, graceful), ``shown_all_or_nothing``, ``rate_overhead`` (sliced bits over whole bits - 1)
@@ -57,13 +58,16 @@ def classical_streams(files, refs, whole_streams, methods=tuple(CLASSICAL)) -> d
     return out
 
 
-def run(files, snrs, codec, profile, seed: int = 0, progress: bool = True, classical=tuple(CLASSICAL)) -> dict:
+def run(files, snrs, codec, profile, seeds=(0,), progress: bool = True, classical=tuple(CLASSICAL)) -> dict:
     """Per SNR: mean PSNR and share shown, graceful and all-or-nothing (and for the ``classical``
-    codecs through the same link); plus the rate overhead."""
+    codecs through the same link); plus the rate overhead. Each of ``seeds`` is another draw of
+    the channel's noise for the same streams; the figures are means over them (``*_per_seed``
+    beside them when there are several)."""
     from tqdm import tqdm
 
     from .table1 import classical_decode, send
 
+    seeds = [int(s) for s in np.atleast_1d(seeds)]
     prof = load_profile(profile)
     plain = PlainLink(0.0, prof)  # the link's page size and codeword counts
     page = plain.framer.capacity
@@ -77,48 +81,56 @@ def run(files, snrs, codec, profile, seed: int = 0, progress: bool = True, class
     bits = {mode: sum(m["bits"] for m, _ in st) for mode, st in streams.items()}
     sent = {mode: sum(plain.codewords_sent(plain.framer.blocks_for(len(d)), m.get("head_blocks", 0))
                       for m, d in st) for mode, st in streams.items()}
-    out = {"ebn0_db": [], "psnr": [], "psnr_all_or_nothing": [], "shown": [], "shown_all_or_nothing": [],
-           "concealed": [], "per_image": []}
+    out = {"ebn0_db": [], "seeds": seeds, "per_image": []}
+    series = {"psnr": ("graceful", 0), "psnr_all_or_nothing": ("whole", 0), "shown": ("graceful", 1),
+              "shown_all_or_nothing": ("whole", 1), "concealed": ("graceful", 2)}
+    per_seed = {key: [] for key in series}
     for method in others:
-        out[f"psnr_{method}"], out[f"shown_{method}"] = [], []
+        per_seed[f"psnr_{method}"], per_seed[f"shown_{method}"] = [], []
     for snr in tqdm(snrs, desc="cliff", disable=not progress):
-        row = {}
-        for mode, st in streams.items():
-            link = PlainLink(snr, prof, seed=seed + int(100 * snr))
-            scores, shown, concealed = [], 0, []
-            for (meta, data), g in zip(st, gray, strict=True):
-                rec = receiver.receive(*link.send(meta, data))
-                ok = rec["status"] in ("ok", "partial")
-                shown += ok
-                scores.append(rec["psnr"] if ok and "psnr" in rec else g)
-                concealed.append(rec.get("concealed", 0.0) if ok else 1.0)
-                out["per_image"].append({"ebn0_db": snr, "mode": mode, "name": meta["name"], "status": rec["status"],
-                                         "psnr": scores[-1], "codewords": rec.get("codewords"),
-                                         "codeword_errors": rec.get("codeword_errors"),
-                                         "concealed": concealed[-1]})
-            row[mode] = (float(np.mean(scores)), shown / len(files), float(np.mean(concealed)))
-        for method, datas in others.items():
-            link = PlainLink(snr, prof, seed=seed + int(100 * snr) + 1)
-            scores, shown = [], 0
-            for i, (data, ref, g) in enumerate(zip(datas, refs, gray, strict=True)):
-                got, _, _ = send(link, data, i)
-                img = None
-                if got is not None:
-                    try:
-                        img = classical_decode(got)
-                    except Exception:  # noqa: BLE001 - an undecodable file is a lost image
-                        img = None
-                ok = img is not None and img.shape == ref.shape
-                shown += ok
-                scores.append(psnr(ref, img) if ok else g)
-            out[f"psnr_{method}"].append(round(float(np.mean(scores)), 3))
-            out[f"shown_{method}"].append(round(shown / len(files), 4))
+        draws = {key: [] for key in per_seed}
+        for seed in seeds:
+            row = {}
+            for mode, st in streams.items():
+                link = PlainLink(snr, prof, seed=1000 * seed + int(100 * snr))
+                scores, shown, concealed = [], 0, []
+                for (meta, data), g in zip(st, gray, strict=True):
+                    rec = receiver.receive(*link.send(meta, data))
+                    ok = rec["status"] in ("ok", "partial")
+                    shown += ok
+                    scores.append(rec["psnr"] if ok and "psnr" in rec else g)
+                    concealed.append(rec.get("concealed", 0.0) if ok else 1.0)
+                    out["per_image"].append({"ebn0_db": snr, "seed": seed, "mode": mode, "name": meta["name"],
+                                             "status": rec["status"], "psnr": scores[-1],
+                                             "codewords": rec.get("codewords"),
+                                             "codeword_errors": rec.get("codeword_errors"),
+                                             "concealed": concealed[-1]})
+                row[mode] = (float(np.mean(scores)), shown / len(files), float(np.mean(concealed)))
+            for key, (mode, i) in series.items():
+                draws[key].append(row[mode][i])
+            for method, datas in others.items():
+                link = PlainLink(snr, prof, seed=1000 * seed + int(100 * snr) + 1)
+                scores, shown = [], 0
+                for i, (data, ref, g) in enumerate(zip(datas, refs, gray, strict=True)):
+                    got, _, _ = send(link, data, i)
+                    img = None
+                    if got is not None:
+                        try:
+                            img = classical_decode(got)
+                        except Exception:  # noqa: BLE001 - an undecodable file is a lost image
+                            img = None
+                    ok = img is not None and img.shape == ref.shape
+                    shown += ok
+                    scores.append(psnr(ref, img) if ok else g)
+                draws[f"psnr_{method}"].append(float(np.mean(scores)))
+                draws[f"shown_{method}"].append(shown / len(files))
         out["ebn0_db"].append(snr)
-        out["psnr"].append(round(row["graceful"][0], 3))
-        out["psnr_all_or_nothing"].append(round(row["whole"][0], 3))
-        out["shown"].append(round(row["graceful"][1], 4))
-        out["shown_all_or_nothing"].append(round(row["whole"][1], 4))
-        out["concealed"].append(round(row["graceful"][2], 4))
+        for key, vals in draws.items():
+            per_seed[key].append([round(v, 4) for v in vals])
+    for key, rows in per_seed.items():
+        out[key] = [round(float(np.mean(v)), 3 if key.startswith("psnr") else 4) for v in rows]
+        if len(seeds) > 1:
+            out[f"{key}_per_seed"] = rows
     out["rate_overhead"] = round(bits["graceful"] / bits["whole"] - 1, 4)
     # what the channel carries: codewords (head repetitions included) per image, either way
     out["codewords_per_image"] = {mode: round(n / len(files), 2) for mode, n in sent.items()}
@@ -162,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=1, help="every n-th image of the folder (a faster, smaller run)")
     p.add_argument("--checkpoint", default=None, help="a training checkpoint instead of the shipped weights")
     p.add_argument("--profile", default=GRACEFUL, help="the sliced link (its slices; the whole stream beside it)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="draws of the channel's noise (figures are their means; default 0)")
+    p.add_argument("--no-classical", action="store_true", help="NCSC only: no JPEG / HEVC intra beside it")
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
     files = expand_paths(args.images)
@@ -171,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     files = files[:4] if args.quick else files[:: max(1, args.every)]
     if load_profile(args.profile).slices is None:
         p.error(f"profile {args.profile} does not slice (codec.slice_rows / slice_cols)")
-    res = run(files, snrs, load_codec(args.checkpoint), args.profile)
+    res = run(files, snrs, load_codec(args.checkpoint), args.profile, seeds=args.seeds,
+              classical=() if args.no_classical else tuple(CLASSICAL))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "cliff_quick" if args.quick else "cliff"

@@ -256,6 +256,8 @@ def prepare(args) -> int:
     bases.append(codec.compress(x, slices=(2, 4), page=SLICED_PAGE)["bitstream"])  # version 2 too
     # ... and with its head once (FLAG_HEAD_ONCE: the link repeats the head's codewords)
     bases.append(codec.compress(x, slices=(2, 4), page=SLICED_PAGE, head_copies=1)["bitstream"])
+    # ... and with its slices not aligned to pages (FLAG_UNALIGNED)
+    bases.append(codec.compress(x, slices=(2, 4), page=SLICED_PAGE, head_copies=1, align=False)["bitstream"])
     (Path(args.work) / "bases.bin").write_bytes(b"".join(struct.pack(">I", len(b)) + b for b in bases))
     # Compile the receiver's numba kernels here (they cache to disk), so the children measured
     # below load them instead of compiling: on a fresh clone compiling took ~0.5 GB of the

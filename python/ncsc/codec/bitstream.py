@@ -119,7 +119,7 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
 
 # -- version 2: sliced and paged, for links that lose blocks -------------------------------------
 #
-#    0  magic 4s, version B (2), model_id B, metric B, quality B, order B, flags B (bit 0: FLAG_HEAD_ONCE),
+#    0  magic 4s, version B (2), model_id B, metric B, quality B, order B, flags B (FLAG_*),
 #    10 height H, width H, z_h H, z_w H, len_z I,
 #    22 tile_h B, tile_w B    latent rows / columns per slice (tiles in raster order)
 #    24 page H                bytes per page (the framer's block payload)
@@ -132,9 +132,10 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
 # The head (all of the above) is padded to whole pages and sent twice (once with FLAG_HEAD_ONCE,
 # when the link repeats the head's blocks itself and combines them; with FLAG_HEAD_PACKED as
 # well, the slices start right after it, in its last page, which the link protects anyway);
-# then the slices, placed by slice_layout: a slice never straddles a page boundary unless it is
-# longer than a page, so a lost page (block) loses only the slices on it. Each slice is its own
-# rANS string, coded with the context model restricted to its tile: any subset of slices decodes.
+# then the slices, placed by slice_layout: one after the other (FLAG_UNALIGNED, what the encoder
+# writes), or with a slice that fits in a page never straddling a page boundary. Each slice is
+# its own rANS string, coded with the context model restricted to its tile: any subset of slices
+# decodes, and a slice cut by a lost page (block) keeps its beginning.
 VERSION_SLICED = 2
 _HDR2 = struct.Struct(">4sBBBBBBHHHHIBBHH")
 HEAD2_FIXED = _HDR2.size + 4
@@ -145,6 +146,10 @@ FLAG_HEAD_ONCE = 0x01
 # With FLAG_HEAD_ONCE: the slice area is not page-aligned after the head but follows it, so the
 # rest of the head's last page (its padding, up to a page per image) carries slices.
 FLAG_HEAD_PACKED = 0x02
+# Slices follow each other with no page alignment: no padding (3 % of Kodak's bits with 4 x 24
+# tiles), and a lost page also cuts the slice running into it, which keeps its beginning.
+FLAG_UNALIGNED = 0x04
+FLAGS_KNOWN = FLAG_HEAD_ONCE | FLAG_HEAD_PACKED | FLAG_UNALIGNED
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,7 @@ class SlicedHeader(StreamInfo):
     slice_lengths: tuple[int, ...]
     head_copies: int = 2  # 1: FLAG_HEAD_ONCE
     packed: bool = False  # FLAG_HEAD_PACKED (only with one head copy)
+    aligned: bool = True  # False: FLAG_UNALIGNED
 
     def tiles(self) -> list[tuple[int, int, int, int]]:
         """(row0, row1, col0, col1) of each slice's latent tile, in slice order."""
@@ -164,17 +170,17 @@ def tile_grid(h: int, w: int, th: int, tw: int) -> list[tuple[int, int, int, int
     return [(r, min(r + th, h), c, min(c + tw, w)) for r in range(0, h, th) for c in range(0, w, tw)]
 
 
-def slice_layout(lengths, page: int, start: int = 0) -> list[int]:
+def slice_layout(lengths, page: int, start: int = 0, aligned: bool = True) -> list[int]:
     """Byte offset of each slice in the slice area, which begins ``start`` bytes into the
-    stream: slices follow each other, except that a slice that fits in a page but not in the
-    rest of the current one starts the next page (so a lost page loses only its own slices; a
-    slice longer than a page spans pages where it is, since aligning it would waste the rest of
-    a page and still not keep it on one)."""
+    stream: slices follow each other, except, when ``aligned``, that a slice that fits in a page
+    but not in the rest of the current one starts the next page (so a lost page loses only its
+    own slices; a slice longer than a page spans pages where it is, since aligning it would
+    waste the rest of a page and still not keep it on one)."""
     offsets, pos = [], 0
     for n in lengths:
         at = (start + pos) % page
         room = page - at
-        if room < n <= page and at:
+        if aligned and room < n <= page and at:
             pos += room
         offsets.append(pos)
         pos += n
@@ -192,7 +198,8 @@ def _area_start(header: SlicedHeader, head_len: int) -> int:
 def _head_bytes(header: SlicedHeader, z_string: bytes) -> bytes:
     if header.head_copies not in (1, 2) or (header.packed and header.head_copies != 1):
         raise ValueError("the head is sent once or twice, and packed only when once")
-    flags = (FLAG_HEAD_ONCE if header.head_copies == 1 else 0) | (FLAG_HEAD_PACKED if header.packed else 0)
+    flags = (FLAG_HEAD_ONCE if header.head_copies == 1 else 0) | (FLAG_HEAD_PACKED if header.packed else 0) \
+        | (0 if header.aligned else FLAG_UNALIGNED)
     fixed = _HDR2.pack(MAGIC, VERSION_SLICED, header.model_id, METRIC_IDS[header.metric], header.quality,
                        ORDER_IDS[header.order], flags, header.height, header.width, *header.z_shape, header.len_z,
                        *header.tile, header.page, len(header.slice_lengths))
@@ -210,7 +217,7 @@ def pack_sliced(header: SlicedHeader, z_string: bytes, slices: list[bytes]) -> b
     area0 = _area_start(header, len(head))
     if not header.packed:
         head += bytes(-len(head) % page)
-    offsets = slice_layout(header.slice_lengths, page, area0)
+    offsets = slice_layout(header.slice_lengths, page, area0, header.aligned)
     area = bytearray(offsets[-1] + len(slices[-1]) if slices else 0)
     for off, s in zip(offsets, slices, strict=True):
         area[off : off + len(s)] = s
@@ -241,7 +248,7 @@ def _parse_head(data: bytes, at: int) -> tuple[SlicedHeader, bytes, int] | None:
     _, _, model_id, metric, quality, order, flags, h, w, zh, zw, len_z, th, tw, page, n = fields
     metrics = {v: k for k, v in METRIC_IDS.items()}
     orders = {v: k for k, v in ORDER_IDS.items()}
-    if metric not in metrics or order not in orders or flags & ~(FLAG_HEAD_ONCE | FLAG_HEAD_PACKED) \
+    if metric not in metrics or order not in orders or flags & ~FLAGS_KNOWN \
             or (flags & FLAG_HEAD_PACKED and not flags & FLAG_HEAD_ONCE) or th == 0 or tw == 0 or page < MIN_PAGE:
         raise BitstreamError("unknown metric, order or flags, or an impossible slicing, in header")
     if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE) or (zh, zw) != latent_shape_for(h, w):
@@ -257,7 +264,8 @@ def _parse_head(data: bytes, at: int) -> tuple[SlicedHeader, bytes, int] | None:
         return None
     lengths = struct.unpack_from(f">{n}H", body)
     header = SlicedHeader(model_id, metrics[metric], quality, orders[order], h, w, (zh, zw), len_z, (th, tw), page,
-                          tuple(lengths), 1 if flags & FLAG_HEAD_ONCE else 2, bool(flags & FLAG_HEAD_PACKED))
+                          tuple(lengths), 1 if flags & FLAG_HEAD_ONCE else 2, bool(flags & FLAG_HEAD_PACKED),
+                          not flags & FLAG_UNALIGNED)
     head_len = end + 4 - at
     return header, body[2 * n :], head_len
 
@@ -310,7 +318,7 @@ def unpack_sliced(data: bytes, lost_pages=(), page: int | None = None):
         raise BitstreamError(f"stream pages are {header.page} bytes, the link's blocks {page}")
     pg = header.page
     area0 = _area_start(header, head_len)
-    offsets = slice_layout(header.slice_lengths, pg, area0)
+    offsets = slice_layout(header.slice_lengths, pg, area0, header.aligned)
     if lost == set() and len(data) != area0 + (offsets[-1] + header.slice_lengths[-1] if offsets else 0):
         raise BitstreamError("sliced stream is truncated or padded")
     slices = []

@@ -160,7 +160,8 @@ class NcscCodec:
     @torch.no_grad()
     @_exclusive
     def compress(self, x: torch.Tensor, order: str = "wavefront", reconstruct: bool = False,
-                 slices: tuple[int, int] | None = None, page: int = 180, head_copies: int = 2) -> dict:
+                 slices: tuple[int, int] | None = None, page: int = 180, head_copies: int = 2,
+                 align: bool = False) -> dict:
         """x: (1, 3, H, W) in [0, 1]. Returns {"bitstream", "strings", "shape", "x_hat"?, "y_hat", "z_hat"}.
 
         ``slices=(rows, cols)``: code the latent in tiles of that many latent rows and columns,
@@ -168,7 +169,10 @@ class NcscCodec:
         ``page`` bytes per page: the framer's block payload); a link that loses blocks then
         loses only the tiles on them, which the decoder conceals. ``head_copies=1`` writes the
         head once, for a link that protects its pages itself (``bitstream.FLAG_HEAD_ONCE``), with
-        the slices starting in its last page (``FLAG_HEAD_PACKED``)."""
+        the slices starting in its last page (``FLAG_HEAD_PACKED``). The slices follow each
+        other (``FLAG_UNALIGNED``); ``align=True`` starts a slice that would straddle a page
+        boundary but fits in a page on the next page instead (padding: 3 % more bits on Kodak,
+        and no better below the LDPC threshold, docs/results.md)."""
         if x.dim() != 4 or x.shape[:2] != (1, 3):
             raise ValueError(f"expected a (1, 3, H, W) image tensor, got {tuple(x.shape)}")
         h, w = x.shape[-2:]
@@ -186,7 +190,7 @@ class NcscCodec:
         hs = self.hs(to_fixed(z_hat))[0]
         if slices is not None:
             return self._compress_sliced(x, y_hat, z_hat, hs, z_strings[0], order, slices, page, reconstruct,
-                                         head_copies)
+                                         head_copies, align)
         y_string = self._encode_tile(hs, y_hat, order)
         header = bs.Header(self.model_id, self.metric, self.quality, order, h, w, (zh, zw),
                            len(z_strings[0]), len(y_string))
@@ -207,7 +211,7 @@ class NcscCodec:
         return encode_values(values, *self._params(raw))
 
     def _compress_sliced(self, x, y_hat, z_hat, hs, z_string, order, slices, page, reconstruct,
-                         head_copies: int = 2) -> dict:
+                         head_copies: int = 2, align: bool = False) -> dict:
         th, tw = (int(v) for v in slices)
         if not (0 < th < 256 and 0 < tw < 256) or not bs.MIN_PAGE <= int(page) < 1 << 16:
             raise ValueError(f"slices must be 1..255 latent rows and columns and page {bs.MIN_PAGE}..65535 bytes")
@@ -220,7 +224,7 @@ class NcscCodec:
         zh, zw = z_hat.shape[-2:]
         header = bs.SlicedHeader(self.model_id, self.metric, self.quality, order, h, w, (zh, zw), len(z_string),
                                  (th, tw), int(page), tuple(len(st) for st in strings), int(head_copies),
-                                 packed=int(head_copies) == 1)
+                                 packed=int(head_copies) == 1, aligned=align)
         out = {"bitstream": bs.pack_sliced(header, z_string, strings), "strings": [strings, [z_string]],
                "shape": (zh, zw), "y_hat": y_hat, "z_hat": z_hat}
         if reconstruct:
