@@ -160,7 +160,9 @@ def plot(res: dict, path: Path) -> None:
     ax.set_ylabel("mean PSNR (dB), lost images at mid-gray")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"Below the LDPC threshold: {len(res['images'])} Kodak images", fontsize=10)
+    draws = len(res.get("seeds", [0]))
+    ax.set_title(f"Below the LDPC threshold: {len(res['images'])} Kodak images"
+                 + (f", mean of {draws} draws of the noise" if draws > 1 else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
