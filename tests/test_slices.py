@@ -188,7 +188,7 @@ def test_progressive_deframer_and_sink_show_a_picture_building_up(tiny_codec, tm
     assert parse_boxes("1,2,3;x;5,5,4,9;0,0,16,16") == [(0, 0, 16, 16)]
 
 
-def test_cliff_benchmark_runs_both_modes(tiny_codec, tmp_path):
+def test_cliff_benchmark_runs_both_modes(tiny_codec, tmp_path, monkeypatch):
     """bench.cliff's measurement on two small pictures: graceful beside all-or-nothing, the rate
     overhead of slicing, and every field of its JSON line."""
     from PIL import Image
@@ -210,6 +210,13 @@ def test_cliff_benchmark_runs_both_modes(tiny_codec, tmp_path):
         draws = res[f"{key}_per_seed"]
         assert [len(d) for d in draws] == [2, 2] and res[key][0] == pytest.approx(np.mean(draws[0]), abs=1e-3)
     assert {r["seed"] for r in res["per_image"]} == {0, 1}
+    calls = []
+    receive = ImageReceiver.receive
+    monkeypatch.setattr(ImageReceiver, "receive", lambda self, meta, data: calls.append(1) or receive(self, meta, data))
+    again = cliff.run(files, [8.0, 9.0], tiny_codec, "paper-awgn-graceful", seeds=(0, 1, 2), progress=False,
+                      classical=())
+    assert len(calls) == 2 * len(files)  # every draw delivers the same streams: each decoded once
+    assert again["psnr"] == pytest.approx([res["psnr"][1]] * 2, abs=1e-3)
     assert res["shown"][1] == res["shown_all_or_nothing"][1] == 1.0  # 8 dB: everything arrives
     assert res["shown"][0] >= res["shown_all_or_nothing"][0] and res["rate_overhead"] > 0
     assert res["shown_jpeg"][1] == 1.0 and res["psnr_jpeg"][1] > res["psnr_jpeg"][0]  # JPEG: all or nothing
