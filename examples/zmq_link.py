@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A two-radio link in three processes joined by GNU Radio's ZMQ blocks: TX -> channel -> RX.
 
-    python examples/zmq_link.py rx      --out DIR          [--port 5555] [--profile ota-16qam]
+    python examples/zmq_link.py rx      --out DIR          [--port 5555] [--profile ota-16qam-graceful]
     python examples/zmq_link.py channel --esn0 10 --cfo 0.01 --ppm 50   [--port 5555]
     python examples/zmq_link.py tx      --image FILE       [--port 5555]
 
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=5555, help="TX->channel port; channel->RX uses port + 1")
     p.add_argument("--image", default=None, help="TX: image file, folder or a;b;c (default: a sample photo)")
     p.add_argument("--model", choices=METRICS, default=None, help="TX: codec model (default: the profile's)")
-    p.add_argument("--profile", default="ota-16qam", help="link profile, the same for all three roles")
+    p.add_argument("--profile", default="ota-16qam-graceful", help="link profile, the same for all three roles")
     p.add_argument("--interval", type=float, default=0.0, help="TX: seconds between images")
     p.add_argument("--esn0", type=float, default=12.0, help="channel: Es/N0 in dB")
     p.add_argument("--cfo", type=float, default=0.01, help="channel: carrier offset, fraction of the symbol rate")
