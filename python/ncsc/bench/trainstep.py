@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     s_step = sorted(times)[len(times) // 2]
     res = {"cpu": cpu_model(), "threads": args.threads, "precision": "bf16" if bf16 else "fp32",
            "channels_last": channels_last, "batch": args.batch, "patch": args.patch, "quant": args.quant,
-           "s_per_step": round(s_step, 3), "steps_per_hour": round(3600 / s_step, 1),
+           "s_per_step": float(f"{s_step:.4g}"), "steps_per_hour": round(3600 / s_step, 1),
            "conv_share": round(conv / profiled, 3), "data_share": round(data_s / total_s, 4),
            "optimizer_share": round(opt / profiled, 3)}
     print(f"{res['cpu']}: {res['s_per_step']} s/step ({res['steps_per_hour']} steps/hour), convolutions "
