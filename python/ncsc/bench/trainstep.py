@@ -71,21 +71,21 @@ def main(argv: list[str] | None = None) -> int:
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         data_s, total_s = step()
-    conv = opt = 0.0
+    conv = opt_s = 0.0
     for ev in prof.key_averages():
         name = ev.key
         self_s = ev.self_cpu_time_total / 1e6
         if "conv" in name and name.startswith("aten::"):
             conv += self_s
         elif name.startswith("Optimizer.step") or "adam" in name.lower():
-            opt += ev.cpu_time_total / 1e6
+            opt_s += ev.cpu_time_total / 1e6
     profiled = sum(ev.self_cpu_time_total for ev in prof.key_averages()) / 1e6
     s_step = sorted(times)[len(times) // 2]
     res = {"cpu": cpu_model(), "threads": args.threads, "precision": "bf16" if bf16 else "fp32",
            "channels_last": channels_last, "batch": args.batch, "patch": args.patch, "quant": args.quant,
            "s_per_step": float(f"{s_step:.4g}"), "steps_per_hour": round(3600 / s_step, 1),
            "conv_share": round(conv / profiled, 3), "data_share": round(data_s / total_s, 4),
-           "optimizer_share": round(opt / profiled, 3)}
+           "optimizer_share": round(opt_s / profiled, 3)}
     print(f"{res['cpu']}: {res['s_per_step']} s/step ({res['steps_per_hour']} steps/hour), convolutions "
           f"{res['conv_share']:.0%}, data {res['data_share']:.1%}, optimisers {res['optimizer_share']:.0%}",
           file=sys.stderr)
