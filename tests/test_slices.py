@@ -217,6 +217,8 @@ def test_cliff_benchmark_runs_both_modes(tiny_codec, tmp_path, monkeypatch):
                       classical=())
     assert len(calls) == 2 * len(files)  # every draw delivers the same streams: each decoded once
     assert again["psnr"] == pytest.approx([res["psnr"][1]] * 2, abs=2e-3)
+    aligned = cliff.run(files, [9.0], tiny_codec, "paper-awgn-graceful", progress=False, classical=(), align=True)
+    assert aligned["rate_overhead"] >= again["rate_overhead"]  # alignment only ever pads
     assert res["shown"][1] == res["shown_all_or_nothing"][1] == 1.0  # 8 dB: everything arrives
     assert res["shown"][0] >= res["shown_all_or_nothing"][0] and res["rate_overhead"] > 0
     assert res["shown_jpeg"][1] == 1.0 and res["psnr_jpeg"][1] > res["psnr_jpeg"][0]  # JPEG: all or nothing

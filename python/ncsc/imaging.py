@@ -55,10 +55,10 @@ class ImageSender:
         self.head_copies, self.align = int(head_copies), bool(align)
 
     @classmethod
-    def for_profile(cls, codec, profile, page: int, first_id: int = 0) -> ImageSender:
+    def for_profile(cls, codec, profile, page: int, first_id: int = 0, align: bool = False) -> ImageSender:
         """The sender a link profile asks for: its slicing, and the head once when the link
         repeats the head's blocks (``ldpc.head_repeat``)."""
-        return cls(codec, first_id, profile.slices, page, 1 if profile.head_repeat > 1 else 2)
+        return cls(codec, first_id, profile.slices, page, 1 if profile.head_repeat > 1 else 2, align)
 
     def encode(self, path: Path) -> tuple[dict, bytes]:
         """(meta, bitstream) for one file; raises ImageError / ValueError with a clear message."""

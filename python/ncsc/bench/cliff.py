@@ -59,11 +59,13 @@ def classical_streams(files, refs, whole_streams, methods=tuple(CLASSICAL)) -> d
     return out
 
 
-def run(files, snrs, codec, profile, seeds=(0,), progress: bool = True, classical=tuple(CLASSICAL)) -> dict:
+def run(files, snrs, codec, profile, seeds=(0,), progress: bool = True, classical=tuple(CLASSICAL),
+        align: bool = False) -> dict:
     """Per SNR: mean PSNR and share shown, graceful and all-or-nothing (and for the ``classical``
     codecs through the same link); plus the rate overhead. Each of ``seeds`` is another draw of
     the channel's noise for the same streams; the figures are means over them (``*_per_seed``
-    beside them when there are several)."""
+    beside them when there are several). ``align``: slices aligned to pages (the layout before
+    FLAG_UNALIGNED), for comparison."""
     from tqdm import tqdm
 
     from .table1 import classical_decode, send
@@ -72,7 +74,7 @@ def run(files, snrs, codec, profile, seeds=(0,), progress: bool = True, classica
     prof = load_profile(profile)
     plain = PlainLink(0.0, prof)  # the link's page size and codeword counts
     page = plain.framer.capacity
-    senders = {"graceful": ImageSender.for_profile(codec, prof, page), "whole": ImageSender(codec)}
+    senders = {"graceful": ImageSender.for_profile(codec, prof, page, align=align), "whole": ImageSender(codec)}
     receiver = ImageReceiver(lambda metric: codec, None, prof.bits_per_symbol, prof.code_rate,
                              head_repeat=prof.head_repeat)
     streams = {mode: [s.encode(f) for f in files] for mode, s in senders.items()}
@@ -190,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="draws of the channel's noise (figures are their means; default 0)")
     p.add_argument("--no-classical", action="store_true", help="NCSC only: no JPEG / HEVC intra beside it")
+    p.add_argument("--aligned", action="store_true", help="slices aligned to pages (the layout before, to compare)")
     p.add_argument("--out", default="results")
     args = p.parse_args(argv)
     files = expand_paths(args.images)
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if load_profile(args.profile).slices is None:
         p.error(f"profile {args.profile} does not slice (codec.slice_rows / slice_cols)")
     res = run(files, snrs, load_codec(args.checkpoint), args.profile, seeds=args.seeds,
-              classical=() if args.no_classical else tuple(CLASSICAL))
+              classical=() if args.no_classical else tuple(CLASSICAL), align=args.aligned)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "cliff_quick" if args.quick else "cliff"
