@@ -267,3 +267,19 @@ def test_step_benchmark_splits_the_time(photos, capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["s_per_step"] > 0 and res["steps_per_hour"] == pytest.approx(3600 / res["s_per_step"], rel=1e-2)
     assert 0 < res["conv_share"] <= 1 and 0 <= res["data_share"] < 1 and res["precision"] in ("fp32", "bf16")
+
+
+@pytest.mark.slow
+def test_step_benchmark_compiles_without_crashing(photos):
+    """``bench.trainstep --compile`` in a child process (inductor's own channels_last layout
+    crashed the backward pass on a CPU where the probe refuses channels_last): it must finish
+    and time the compiled step."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "gnuradio.ncsc.bench.trainstep", "--data", str(photos), "--weights", "",
+           "--N", "8", "--batch", "2", "--patch", "64", "--steps", "1", "--photos", "3", "--compile"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["compile"] is True and out["s_per_step"] > 0 and out["warmup_s"] >= out["s_per_step"]

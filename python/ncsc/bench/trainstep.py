@@ -18,6 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+# The modules ``--compile`` compiles: the convolution stacks. The context model's masked
+# convolution rewrites its weight in place and the entropy bottleneck is Python-heavy.
+COMPILED = ("g_a", "g_s", "h_a", "h_s", "entropy_parameters")
+
 
 def main(argv: list[str] | None = None) -> int:
     import torch
@@ -37,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quant", choices=train.TRAIN_QUANT, default="mixed")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--photos", type=int, default=20, help="photos to crop from (loading all takes a while)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the transforms and the entropy-parameter network first (inductor); the "
+                        "warm-up step then includes the compilation")
     args = p.parse_args(argv)
     if args.patch <= 0 or args.patch % 64:
         p.error("--patch must be a positive multiple of 64")
@@ -54,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     _, main_params, aux_params, opt, aux_opt = train.make_optimizers(model)
+    if args.compile:
+        import torch._inductor.config as inductor_config
+
+        # Inductor turns convolutions channels_last on its own, which crashes the backward pass
+        # where the probe refused channels_last (AMD EPYC without AMX): only where it is safe.
+        inductor_config.layout_optimization = channels_last
+        for name in COMPILED:
+            setattr(model, name, torch.compile(getattr(model, name)))
     files = train.list_images(*args.data)[: args.photos]
     bank = train.CropBank(files, args.patch)
 
@@ -65,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                          bf16, channels_last)
         return t1 - t0, time.perf_counter() - t0
 
-    step()  # warm-up: first-call allocations and kernel choices
+    warmup_s = step()[1]  # first-call allocations and kernel choices (and the compilation)
     times = [step()[1] for _ in range(args.steps)]
     from torch.profiler import ProfilerActivity, profile
 
@@ -85,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
            "channels_last": channels_last, "batch": args.batch, "patch": args.patch, "quant": args.quant,
            "s_per_step": float(f"{s_step:.4g}"), "steps_per_hour": round(3600 / s_step, 1),
            "conv_share": round(conv / profiled, 3), "data_share": round(data_s / total_s, 4),
-           "optimizer_share": round(opt_s / profiled, 3)}
+           "optimizer_share": round(opt_s / profiled, 3), "compile": args.compile,
+           "warmup_s": round(warmup_s, 1)}
     print(f"{res['cpu']}: {res['s_per_step']} s/step ({res['steps_per_hour']} steps/hour), convolutions "
           f"{res['conv_share']:.0%}, data {res['data_share']:.1%}, optimisers {res['optimizer_share']:.0%}",
           file=sys.stderr)
