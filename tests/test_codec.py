@@ -211,6 +211,25 @@ def test_shipped_weights_on_a_kodak_image():
     assert json.dumps(manifest()["ncsc-mse-q1"])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mse", "ms-ssim"])
+def test_quick_codec_benchmark_measures_the_model_asked_for(tmp_path, model):
+    """``bench.codec --quick --model ms-ssim`` measures the MS-SSIM weights (it measured the MSE
+    ones whatever --model said), on the first 4 images only."""
+    from gnuradio.ncsc.bench import codec as bench_codec
+    from gnuradio.ncsc.codec.registry import weights_dir
+
+    need(weights_dir() / "manifest.json", "shipped weights")
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (192, 192, 3), dtype=np.uint8)).save(tmp_path / f"im{i}.png")
+    out = tmp_path / "out"
+    assert bench_codec.main(["--images", str(tmp_path), "--quick", "--model", model, "--threads", "1",
+                             "--out", str(out)]) == 0
+    res = json.loads((out / "codec_quick.json").read_text())["results"]
+    assert list(res) == [model] and res[model]["summary"]["images"] == 4
+
+
 def test_codec_benchmark_rows(tiny_codec, small_image):
     from gnuradio.ncsc.bench.codec import measure, summarize, z_is_constant
 

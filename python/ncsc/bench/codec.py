@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.codec", description=__doc__.splitlines()[0])
     p.add_argument("--images", default=str(DEFAULT_IMAGES), help="folder of test images (Kodak)")
     p.add_argument("--model", choices=(*METRICS, "both"), default="both")
-    p.add_argument("--quick", action="store_true", help="4 images of one model (mse), under a minute")
+    p.add_argument("--quick", action="store_true",
+                   help="4 images of one model (mse unless --model ms-ssim), under a minute")
     p.add_argument("--serial", type=int, default=1, help="also time the serial loop on this many images")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="results")
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: image folder {folder} not found (pass --images DIR)", file=sys.stderr)
         return 2
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})
-    models = ["mse"] if args.quick or args.model == "mse" else ["ms-ssim"] if args.model == "ms-ssim" else [
+    models = ["ms-ssim"] if args.model == "ms-ssim" else ["mse"] if args.quick or args.model == "mse" else [
         "mse", "ms-ssim"]
     if args.checkpoint:
         models = ["checkpoint"]
