@@ -171,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: image folder {folder} not found (pass --images DIR)", file=sys.stderr)
         return 2
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})
-    models = ["ms-ssim"] if args.model == "ms-ssim" else ["mse"] if args.quick or args.model == "mse" else [
-        "mse", "ms-ssim"]
+    models = ["mse", "ms-ssim"] if args.model == "both" else [args.model]
+    if args.quick:
+        models = models[:1]
     if args.checkpoint:
         models = ["checkpoint"]
     if args.quick:

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
            "s_per_step": float(f"{s_step:.4g}"), "steps_per_hour": round(3600 / s_step, 1),
            "conv_share": round(conv / profiled, 3), "data_share": round(data_s / total_s, 4),
            "optimizer_share": round(opt_s / profiled, 3), "compile": args.compile,
-           "warmup_s": round(warmup_s, 1)}
+           "warmup_s": float(f"{warmup_s:.4g}")}
     print(f"{res['cpu']}: {res['s_per_step']} s/step ({res['steps_per_hour']} steps/hour), convolutions "
           f"{res['conv_share']:.0%}, data {res['data_share']:.1%}, optimisers {res['optimizer_share']:.0%}",
           file=sys.stderr)
