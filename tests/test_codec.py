@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -15,7 +16,7 @@ from PIL import Image
 from gnuradio.ncsc.codec import bitstream as bs
 from gnuradio.ncsc.codec.coder import coding_order
 from gnuradio.ncsc.codec.fixed import FA, to_fixed
-from gnuradio.ncsc.codec.image import ImageError, load_image
+from gnuradio.ncsc.codec.image import ImageError, load_image, ms_ssim
 
 
 def test_round_trip_is_exactly_the_encoder_reconstruction(tiny_codec, small_image):
@@ -269,3 +270,17 @@ def test_precision_changes_pixels_never_bits(tiny_codec, small_image, monkeypatc
     monkeypatch.setenv("NCSC_PRECISION", "fp64")
     with pytest.raises(ValueError, match="fp64"):
         resolve_precision()
+
+
+def test_ms_ssim_scores_read_only_images_without_a_warning():
+    """Decoded images can be read-only views; scoring them must neither warn nor copy wrongly."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (192, 200, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    a.flags.writeable = False
+    b.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same, noisy = ms_ssim(a, a), ms_ssim(a, b)
+    assert same == pytest.approx(1.0, abs=1e-6) and 0 < noisy < 0.99
+    assert not a.flags.writeable and not b.flags.writeable

@@ -75,8 +75,10 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     from pytorch_msssim import ms_ssim as _ms
     from pytorch_msssim import ssim as _ss
 
-    ta = torch.from_numpy(a).permute(2, 0, 1)[None].float()
-    tb = torch.from_numpy(b).permute(2, 0, 1)[None].float()
+    # np.require copies only read-only arrays (decoded images may be views of a bytes buffer),
+    # which torch would otherwise warn about on every first call
+    ta = torch.from_numpy(np.require(a, requirements="W")).permute(2, 0, 1)[None].float()
+    tb = torch.from_numpy(np.require(b, requirements="W")).permute(2, 0, 1)[None].float()
     if min(a.shape[:2]) > 160:
         return float(_ms(ta, tb, data_range=255.0))
     return float(_ss(ta, tb, data_range=255.0, win_size=min(11, min(a.shape[:2]) // 2 * 2 - 1 or 1)))
