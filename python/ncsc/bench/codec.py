@@ -18,7 +18,7 @@ import torch
 from ..codec.coder import PRECISIONS
 from ..codec.image import load_image, ms_ssim, psnr, to_array
 from ..codec.registry import METRICS, load_codec
-from . import DEFAULT_IMAGES
+from . import add_image_args, pick_images
 
 ANCHORS = {  # CompressAI cheng2020-anchor quality 1 on Kodak (ANCHORS.md)
     "mse": {"bpp": 0.1196, "psnr": 28.58, "ms_ssim": 0.9236},
@@ -148,7 +148,7 @@ def plot(results: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.codec", description=__doc__.splitlines()[0])
-    p.add_argument("--images", default=str(DEFAULT_IMAGES), help="folder of test images (Kodak)")
+    add_image_args(p)
     p.add_argument("--model", choices=(*METRICS, "both"), default="both")
     p.add_argument("--quick", action="store_true",
                    help="4 images of one model (mse unless --model ms-ssim), under a minute")
@@ -166,11 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         plot(json.loads((Path(args.out) / "codec.json").read_text())["results"], Path(args.out) / "codec_rd.png")
         return 0
     torch.set_num_threads(args.threads)
-    folder = Path(args.images)
-    if not folder.is_dir():
-        print(f"error: image folder {folder} not found (pass --images DIR)", file=sys.stderr)
+    try:
+        files, label = pick_images(args)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})
     models = ["mse", "ms-ssim"] if args.model == "both" else [args.model]
     if args.quick:
         models = models[:1]
@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "codec_quick" if args.quick else "codec_checkpoint" if args.checkpoint else "codec"
-    (out / f"{name}.json").write_text(json.dumps({"threads": args.threads, "images": str(folder),
-                                                  "results": results}, indent=1))
+    images = label if args.held_out else args.images
+    (out / f"{name}.json").write_text(json.dumps({"threads": args.threads, "images": images, "results": results},
+                                                 indent=1))
     if not args.quick and not args.checkpoint:
         plot(results, out / "codec_rd.png")
     first = next(iter(results))

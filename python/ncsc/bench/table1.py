@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from ..channel.awgn import SNR_TYPES
-from ..codec.image import IMAGE_SUFFIXES, load_image, ms_ssim, psnr, to_array
+from ..codec.image import load_image, ms_ssim, psnr, to_array
 from ..link import PlainLink
 from ..profiles import DEFAULT_PROFILE, load_profile
-from . import DEFAULT_IMAGES
+from . import add_image_args, pick_images
 
 _PROFILE = load_profile(DEFAULT_PROFILE)  # the paper's link, unless --profile says otherwise
 K, N, BPS, MOD = _PROFILE.k, _PROFILE.n, _PROFILE.bits_per_symbol, _PROFILE.modulation
@@ -239,9 +239,9 @@ def summarize(rows, snr):
     return summary
 
 
-def write_markdown(summary, snr, snr_type, path: Path, n_images: int):
+def write_markdown(summary, snr, snr_type, path: Path, images: str):
     name = "Eb/N0" if snr_type == "ebn0" else "Es/N0"
-    lines = [f"# Table I as measured ({n_images} Kodak images, {name} {snr:g} dB)", "",
+    lines = [f"# Table I as measured ({images}, {name} {snr:g} dB)", "",
              "Paper (Kodak, 16-QAM, LDPC 1536/4608, AWGN, \"SNR 3 dB\"):", "",
              "| method | TO (symbols) | bpp | PSNR | MS-SSIM | FID |", "|---|---|---|---|---|---|",
              "| raw | 7077888 | 24 | | | |"]
@@ -304,7 +304,7 @@ def plot_visual(visuals, path: Path):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gnuradio.ncsc.bench.table1", description=__doc__.splitlines()[0])
-    p.add_argument("--images", default=str(DEFAULT_IMAGES))
+    add_image_args(p)
     p.add_argument("--snr", type=float, default=3.0, help="SNR of the table (dB)")
     p.add_argument("--snr-type", choices=SNR_TYPES, default="ebn0")
     p.add_argument("--profile", default=DEFAULT_PROFILE, help="link profile: a shipped name or a .yml path")
@@ -314,11 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="images coded in parallel (processes)")
     args = p.parse_args(argv)
     use_profile(args.profile)
-    folder = Path(args.images)
-    if not folder.is_dir():
-        print(f"error: image folder {folder} not found (pass --images DIR)", file=sys.stderr)
+    try:
+        files, label = pick_images(args)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if args.quick:
         files = files[:3]
         snrs = [args.snr]
@@ -331,13 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = "table1_quick" if args.quick else "table1"
     (out / f"{stem}.json").write_text(json.dumps({"snr_db": args.snr, "snr_type": args.snr_type,
-                                                  "images": len(files), "summary": summary, "paper": PAPER}, indent=1))
+                                                  "images": len(files), "set": label, "summary": summary,
+                                                  "paper": PAPER}, indent=1))
     with open(out / f"{stem}_per_image.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
         wr.writeheader()
         wr.writerows(rows)
     if not args.quick:
-        write_markdown(summary, args.snr, args.snr_type, out / "table1.md", len(files))
+        write_markdown(summary, args.snr, args.snr_type, out / "table1.md", f"{len(files)} {label}")
         plot_cliff(rows, args.snr_type, out / "table1_snr.png")
         if visuals:
             plot_visual(visuals, out / "table1_kodim07.png")
