@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .bench.codec import DEFAULT_IMAGES, measure, summarize
+from .bench import DEFAULT_IMAGES
+from .bench.codec import measure, summarize
 from .codec.model import NcscModel
 from .codec.registry import config, export_weights, load_codec, weights_dir
 from .train import checkpoint_quant
