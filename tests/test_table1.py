@@ -63,6 +63,9 @@ def test_benchmarks_score_the_trainers_held_out_photos(tmp_path):
         pick_images(p.parse_args(["--images", str(tmp_path / "nowhere")]))
     with pytest.raises(FileNotFoundError, match="nowhere"):
         pick_images(p.parse_args(["--held-out", str(tmp_path / "nowhere")]))
+    _photos(tmp_path / "tiny", 4)  # the trainer trains on all of a folder this small
+    with pytest.raises(FileNotFoundError, match="none of them is held out"):
+        pick_images(p.parse_args(["--held-out", dirs[0], str(tmp_path / "tiny")]))
     with pytest.raises(SystemExit):  # one set or the other
         p.parse_args(["--images", dirs[0], "--held-out", dirs[1]])
 

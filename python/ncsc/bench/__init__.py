@@ -17,10 +17,13 @@ def add_image_args(parser) -> None:
 
 def pick_images(args) -> tuple[list[Path], str]:
     """(files, what they are called in tables) for ``add_image_args``' options; FileNotFoundError
-    with the folder named when there is nothing to score."""
+    with the folder named when there is nothing (held out) to score."""
     if args.held_out:
-        from ..train import split_folders  # the trainer's own split, so the two never disagree
+        from ..train import HELD_OUT, list_images, split_folders  # the trainer's own split
 
+        for d in args.held_out:
+            if len(list_images(d)) <= HELD_OUT:  # the trainer trains on all of such a folder
+                raise FileNotFoundError(f"{d} has no more than {HELD_OUT} photos: none of them is held out")
         files = split_folders(args.held_out)[1]
         return files, "held-out photos of " + ", ".join(Path(d).name for d in args.held_out)
     from ..codec.image import IMAGE_SUFFIXES  # here: the light benchmarks import this package without torch
