@@ -19,19 +19,23 @@ def pick_images(args) -> tuple[list[Path], str]:
     """(files, what they are called in tables) for ``add_image_args``' options; FileNotFoundError
     with the folder named when there is nothing (held out) to score."""
     if args.held_out:
-        from ..train import HELD_OUT, list_images, split_folders  # the trainer's own split
+        from ..train import HELD_OUT, split_folders  # the trainer's own split
 
+        files = []
         for d in args.held_out:
-            if len(list_images(d)) <= HELD_OUT:  # the trainer trains on all of such a folder
+            trained, held = split_folders([d])
+            if set(held) & set(trained):  # a folder this small is trained on whole
                 raise FileNotFoundError(f"{d} has no more than {HELD_OUT} photos: none of them is held out")
-        files = split_folders(args.held_out)[1]
+            files += held
         return files, "held-out photos of " + ", ".join(Path(d).name for d in args.held_out)
-    from ..codec.image import IMAGE_SUFFIXES  # here: the light benchmarks import this package without torch
+    # here: the light benchmarks import this package without torch
+    from ..codec.image import IMAGE_SUFFIXES
+    from ..imaging import expand_paths
 
     folder = Path(args.images)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} not found (pass --images DIR)")
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    files = expand_paths(folder)
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return files, "Kodak images" if folder.name.lower() == "kodak" else f"images of {folder.name}"
